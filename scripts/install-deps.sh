@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mmneuron needs to build, test and run.
+# Idempotent: skips apt entirely when everything is already present.
+set -euo pipefail
+pkgs=(g++ cmake make pkg-config git ca-certificates
+      libopenblas-dev libsentencepiece-dev nlohmann-json3-dev
+      libpng-dev libjpeg62-turbo-dev
+      libcli11-dev libgtest-dev libbenchmark-dev wordnet-base)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

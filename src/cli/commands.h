@@ -1,0 +1,10 @@
+// Each CLI command lives in its own cmd_*.cpp and registers itself on the app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace mmn::cli {
+
+void register_caption(CLI::App& app);
+void register_make_random(CLI::App& app);
+
+}  // namespace mmn::cli

@@ -1,0 +1,30 @@
+// NumPy .npy (format v1/v2, C order) reading and writing for float32, int64,
+// int32 and uint8 arrays — the exchange format of the golden references and
+// of `caption --dump`.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mmn {
+
+struct NpyArray {
+  std::string dtype;            // numpy descr, e.g. "<f4", "<i8", "|u1"
+  std::vector<int64_t> shape;
+  std::vector<char> data;       // raw little-endian bytes, C order
+
+  int64_t numel() const;
+  std::vector<float> as_f32() const;     // converts <f4/<f8/<f2
+  std::vector<int64_t> as_i64() const;   // converts integer dtypes
+  std::vector<uint8_t> as_u8() const;
+};
+
+NpyArray read_npy(const std::string& path);
+
+// Atomic writers.
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const int64_t* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const int32_t* data, const std::vector<int64_t>& shape);
+
+}  // namespace mmn

@@ -1,0 +1,49 @@
+// LLaMA-family tokenizer: SentencePiece (tokenizer.model) plus the added tokens
+// of added_tokens.json / tokenizer_config.json, reproducing Hugging Face's slow
+// LlamaTokenizer (including `legacy: false`, where no "▁" is inserted after an
+// added token such as <image>).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mmn {
+
+class Tokenizer {
+ public:
+  // Loads tokenizer.model, added_tokens.json and tokenizer_config.json /
+  // special_tokens_map.json from a checkpoint directory. Throws mmn::Error
+  // naming the file when the tokenizer is missing or malformed.
+  static Tokenizer load(const std::string& model_dir);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  // Tokenizes text exactly like HF tokenizer(text).input_ids: added tokens
+  // matched literally, the pieces between them through SentencePiece, BOS
+  // first when add_bos (tokenizer_config add_bos_token decides the default).
+  std::vector<int32_t> encode(const std::string& text, bool add_bos) const;
+  std::vector<int32_t> encode(const std::string& text) const { return encode(text, add_bos_token()); }
+
+  // Decodes like HF decode(ids, skip_special_tokens=true).
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  std::string piece(int32_t id) const;          // "▁word", "<image>", "<0x0A>", …
+  std::optional<int32_t> token_id(const std::string& piece) const;  // exact piece or added token
+  int32_t base_vocab_size() const;              // SentencePiece pieces (added tokens excluded)
+  int32_t vocab_size() const;                   // including added tokens
+  bool is_added(int32_t id) const;              // ids beyond the SentencePiece model
+  int32_t bos_id() const;
+  int32_t eos_id() const;
+  bool add_bos_token() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mmn

@@ -1,0 +1,62 @@
+// Shared helpers for the test suite: locating ../shared, reading golden arrays,
+// running the CLI binary and comparing float arrays with the golden tolerance.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace mmn::test {
+
+// ../shared beside the checkout (or $MMN_SHARED). Empty when absent.
+inline std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("MMN_SHARED")) return env;
+  std::filesystem::path p = std::filesystem::path(MMN_SOURCE_DIR).parent_path() / "shared";
+  if (std::filesystem::exists(p / "golden")) return p;
+  return {};
+}
+
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// Skips the test (or fails it under CI=true) when ../shared is absent.
+#define MMN_REQUIRE_SHARED()                                                        \
+  do {                                                                              \
+    if (::mmn::test::shared_dir().empty()) {                                        \
+      if (::mmn::test::in_ci()) FAIL() << "CI=true but ../shared/golden is absent"; \
+      GTEST_SKIP() << "../shared/golden is absent; skipping golden comparison";     \
+    }                                                                               \
+  } while (0)
+
+inline std::filesystem::path golden(const std::string& rel) { return shared_dir() / "golden" / rel; }
+
+// Runs a shell command, returns its exit status; stdout+stderr captured into *out.
+inline int run_cmd(const std::string& cmd, std::string* out = nullptr) {
+  std::string full = cmd + " 2>&1";
+  FILE* f = popen(full.c_str(), "r");
+  if (!f) return -1;
+  std::string buf;
+  char tmp[4096];
+  size_t n;
+  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf.append(tmp, n);
+  int st = pclose(f);
+  if (out) *out = buf;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+inline std::string binary() { return MMN_BINARY; }
+
+// A fresh temporary directory, removed by the caller if wanted.
+inline std::filesystem::path temp_dir(const std::string& tag) {
+  auto base = std::filesystem::temp_directory_path() /
+              ("mmn-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
+               std::to_string(std::rand()));
+  std::filesystem::create_directories(base);
+  return base;
+}
+
+}  // namespace mmn::test
