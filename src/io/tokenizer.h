@@ -24,14 +24,26 @@ class Tokenizer {
 
   // Tokenizes text exactly like HF tokenizer(text).input_ids: added tokens
   // matched literally, the pieces between them through SentencePiece, BOS
-  // first when add_bos (tokenizer_config add_bos_token decides the default).
+  // first when add_bos (tokenizer_config add_bos_token decides the default),
+  // EOS last when add_bos and tokenizer_config add_eos_token are both true.
   std::vector<int32_t> encode(const std::string& text, bool add_bos) const;
   std::vector<int32_t> encode(const std::string& text) const { return encode(text, add_bos_token()); }
 
-  // Decodes like HF decode(ids, skip_special_tokens=true).
-  std::string decode(const std::vector<int32_t>& ids) const;
+  // mPLUG-Owl2's `tokenizer_image_token`: splits text at every `marker`
+  // (e.g. "<|image|>", not a token of that tokenizer), encodes each non-empty
+  // chunk with the default special tokens, keeps only the first chunk's BOS and
+  // joins the chunks with `marker_id` (e.g. -200).
+  std::vector<int32_t> encode_image_chunks(const std::string& text, const std::string& marker,
+                                           int32_t marker_id) const;
 
-  std::string piece(int32_t id) const;          // "▁word", "<image>", "<0x0A>", …
+  // The pieces encode() maps to ids, without BOS/EOS (HF tokenizer.tokenize).
+  std::vector<std::string> tokenize(const std::string& text) const;
+
+  // Decodes like HF decode(ids, skip_special_tokens). Throws mmn::Error for an
+  // id outside the vocabulary.
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = true) const;
+
+  std::string piece(int32_t id) const;          // "▁word", "<image>", "<0x0A>", …; throws if out of range
   std::optional<int32_t> token_id(const std::string& piece) const;  // exact piece or added token
   int32_t base_vocab_size() const;              // SentencePiece pieces (added tokens excluded)
   int32_t vocab_size() const;                   // including added tokens
@@ -39,6 +51,7 @@ class Tokenizer {
   int32_t bos_id() const;
   int32_t eos_id() const;
   bool add_bos_token() const;
+  bool legacy() const;                          // tokenizer_config "legacy" (absent/null = true)
 
  private:
   struct Impl;

@@ -1,0 +1,34 @@
+// Scalar and vector conversion between the stored dtypes and fp32.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "io/safetensors.h"
+
+namespace mmn {
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round-to-nearest-even, NaN kept quiet.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// dst[i] = float(src[i]) for n elements of the given stored dtype (F32/F16/BF16).
+void convert_to_f32(DType dtype, const void* src, float* dst, int64_t n);
+// dst (stored dtype) = src (fp32), rounding to nearest even.
+void convert_from_f32(DType dtype, const float* src, void* dst, int64_t n);
+
+}  // namespace mmn

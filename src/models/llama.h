@@ -1,0 +1,81 @@
+// The LLaMA decoder (Vicuna, LLaMA-2): RMSNorm, rotate-half RoPE, grouped-query
+// attention, SwiGLU MLP, KV cache. Every family's language model is this one
+// decoder; mPLUG-Owl2's modality-adaptive layers are an optional second set of
+// norms and k/v projections chosen per row.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "kernels/ops.h"
+#include "models/blocks.h"
+#include "models/capture.h"
+
+namespace mmn {
+
+struct LlamaConfig {
+  int64_t hidden = 0, intermediate = 0, vocab = 0;
+  int n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float rms_eps = 1e-6f;
+  double rope_theta = 10000.0;
+  int64_t max_positions = 4096;
+  // Reads a LLaMA config object (text_config of LLaVA, or the top level).
+  static LlamaConfig from_json(const JsonFile& j);
+};
+
+struct LlamaLayer {
+  std::vector<float> ln1, ln2;  // input_layernorm, post_attention_layernorm
+  LinearW q, k, v, o, gate, up, down;
+  // Modality-adaptive variant (mPLUG-Owl2): used for rows flagged visual.
+  bool multiway = false;
+  std::vector<float> ln1_visual, ln2_visual;
+  LinearW k_visual, v_visual;
+};
+
+// Cached keys/values of one sequence: [capacity, n_kv·hd] per layer.
+struct KVCache {
+  int64_t len = 0, capacity = 0, width = 0;
+  std::vector<std::vector<float>> k, v;
+  void init(const LlamaConfig& c, int64_t capacity);
+};
+
+class LlamaDecoder {
+ public:
+  // prefix: e.g. "language_model.model." (layers, embed_tokens, norm live under it);
+  // lm_head: full tensor name of the unembedding.
+  static std::unique_ptr<LlamaDecoder> load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
+                                            const std::string& prefix, const std::string& lm_head);
+
+  const LlamaConfig& config() const { return cfg_; }
+  LlamaLayer& layer(int l) { return layers_[l]; }
+  const LlamaLayer& layer(int l) const { return layers_[l]; }
+  const Weight& embed_tokens() const { return embed_; }
+  const Weight& lm_head() const { return lm_head_; }
+  const std::vector<float>& final_norm_weight() const { return norm_; }
+
+  // Embedding rows for token ids → out [n, D]. Throws on ids outside the vocabulary.
+  void embed(const int32_t* ids, int64_t n, float* out) const;
+
+  // Runs all layers over rows x [rows, D] (in place → last layer's residual
+  // output) at positions cache.len .. cache.len + rows − 1, appending to the
+  // cache. visual: optional per-row flags for multiway layers. step labels the
+  // capture events (0 = prefill).
+  void forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
+               const uint8_t* visual = nullptr) const;
+
+  // Final RMSNorm of rows (y may alias x).
+  void final_norm(const float* x, int64_t rows, float* y) const;
+  // logits [rows, vocab] = lm_head · y for normalised rows y.
+  void logits(const float* y, int64_t rows, float* out) const;
+
+ private:
+  LlamaConfig cfg_;
+  Weight embed_, lm_head_;
+  std::vector<float> norm_;
+  std::vector<LlamaLayer> layers_;
+  Rope rope_;
+};
+
+}  // namespace mmn

@@ -1,0 +1,42 @@
+// LLaVA-1.5 in the Hugging Face LlavaForConditionalGeneration layout
+// (llava-hf/llava-1.5-7b-hf): CLIP vision tower, feature layer and select
+// strategy from config.json, 2-layer GELU projector, LLaMA decoder.
+#pragma once
+#include <memory>
+
+#include "models/clip.h"
+#include "models/vlm.h"
+
+namespace mmn {
+
+class LlavaModel : public VisionLanguageModel {
+ public:
+  static std::unique_ptr<LlavaModel> load(const std::string& dir, const JsonFile& config);
+
+  std::string family() const override { return "llava"; }
+  std::string prompt(const PromptText& p) const override;
+  PreprocessedImage preprocess(const ImageU8& img) const override;
+  std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
+  int64_t image_tokens() const override { return n_image_tokens_; }
+  int grid_side() const override { return grid_; }
+  PromptInputs build_inputs(const PromptText& p, const std::vector<float>& image_features,
+                            Trace* trace) const override;
+
+ private:
+  ImageProcessorConfig proc_;
+  std::unique_ptr<ClipVisionTower> vision_;
+  int feature_state_ = 0;   // index into the vision hidden states
+  bool keep_cls_ = false;   // select strategy "full"
+  LinearW proj1_, proj2_;
+  Activation proj_act_ = Activation::GeluErf;
+  int32_t image_token_id_ = 32000;
+  int64_t n_image_tokens_ = 0;
+  int grid_ = 0;
+};
+
+// Splices image features into the embedded prompt at the single placeholder id.
+// Shared by the families whose prompt carries one image placeholder token.
+PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int32_t placeholder,
+                          const std::vector<float>& image_features, int64_t n_image, const std::string& what);
+
+}  // namespace mmn

@@ -1,0 +1,83 @@
+// What every vision-language family exposes to the rest of mmneuron: image
+// preprocessing and encoding into LLM-space tokens, the prompt with the image
+// spliced in, the LLaMA decoder and its tokenizer. neurons/ and cli/ are
+// written against this interface only.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "models/llama.h"
+
+namespace mmn {
+
+// Named float arrays recorded while encoding an image (for --dump and tests):
+// e.g. "vision_hidden_states" [Lv+1, 1+P, Dv], "image_features" [P, D].
+struct Trace {
+  struct Array {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> data;
+  };
+  std::vector<Array> arrays;
+  void add(std::string name, std::vector<int64_t> shape, std::vector<float> data);
+  const Array* find(const std::string& name) const;
+};
+
+// The merged input of the language model for one image and prompt.
+struct PromptInputs {
+  std::vector<int32_t> prompt_ids;  // tokenized prompt with one image placeholder (as the reference's input_ids)
+  std::vector<int32_t> merged_ids;  // one id per LLM row; image rows carry the placeholder id
+  std::vector<float> embeds;        // [seq_len, D]
+  int64_t seq_len = 0;
+  int64_t image_pos0 = 0;           // first image row
+  int64_t image_tokens = 0;         // number of image rows
+  std::vector<uint8_t> visual;      // per row: 1 for image rows (used by modality-adaptive decoders)
+};
+
+struct PromptText {
+  std::string query = "Describe the image in few words.";
+  std::string prefix = "An image of";
+};
+
+class VisionLanguageModel {
+ public:
+  virtual ~VisionLanguageModel() = default;
+  virtual std::string family() const = 0;  // "llava", "instructblip", "mplug-owl2"
+  // Full prompt text with the image placeholder (before tokenization).
+  virtual std::string prompt(const PromptText& p) const = 0;
+  virtual PreprocessedImage preprocess(const ImageU8& img) const = 0;
+  // Image → LLM-space tokens [image_tokens(), D]. trace (optional) records intermediates.
+  virtual std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const = 0;
+  virtual int64_t image_tokens() const = 0;
+  // Side of the square patch grid behind the image tokens, 0 when the tokens
+  // are queries without a spatial layout.
+  virtual int grid_side() const = 0;
+  // Tokenizes the prompt and splices the image tokens in.
+  virtual PromptInputs build_inputs(const PromptText& p, const std::vector<float>& image_features,
+                                    Trace* trace) const = 0;
+
+  const std::string& dir() const { return dir_; }
+  const LlamaDecoder& decoder() const { return *decoder_; }
+  LlamaDecoder& decoder() { return *decoder_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const SafetensorsCheckpoint& checkpoint() const { return ck_; }
+  const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
+
+ protected:
+  std::string dir_;
+  SafetensorsCheckpoint ck_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<LlamaDecoder> decoder_;
+  std::vector<int32_t> eos_ids_;
+  // Reads generation_config.json's eos_token_id (int or list), else `fallback`.
+  void load_eos(int32_t fallback);
+};
+
+// Detects the family from <dir>/config.json and loads it. Throws mmn::Error.
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir);
+
+}  // namespace mmn

@@ -1,0 +1,49 @@
+// Capture sinks that keep what the method needs and nothing more.
+#pragma once
+#include <vector>
+
+#include "models/capture.h"
+
+namespace mmn {
+
+// For each generation step, the row whose next-token prediction is that
+// step's token: the last prefill row at step 0, the single decode row after.
+// Keeps [steps][layers][width] for one hook.
+class PredictingRowRecorder : public CaptureSink {
+ public:
+  PredictingRowRecorder(Hook hook, int n_layers, int64_t width) : hook_(hook), n_layers_(n_layers), width_(width) {}
+  bool wants(Hook h, int) const override { return h == hook_; }
+  void capture(const CaptureEvent& e) override;
+  int steps() const { return static_cast<int>(data_.size()); }
+  // Activations of `layer` at step `step`: width_ floats.
+  const float* at(int step, int layer) const { return data_[step].data() + layer * width_; }
+  const std::vector<float>& step(int s) const { return data_[s]; }  // [layers × width]
+  int64_t width() const { return width_; }
+
+ private:
+  Hook hook_;
+  int n_layers_;
+  int64_t width_;
+  std::vector<std::vector<float>> data_;
+};
+
+// Rows [pos0, pos0 + n) of the prefill pass for one hook: [layers][n][width].
+class PrefillRowsRecorder : public CaptureSink {
+ public:
+  PrefillRowsRecorder(Hook hook, int n_layers, int64_t width, int64_t pos0, int64_t n)
+      : hook_(hook), width_(width), pos0_(pos0), n_(n), data_(static_cast<size_t>(n_layers * n * width)) {}
+  bool wants(Hook h, int layer) const override { return h == hook_ && layer >= 0; }
+  void capture(const CaptureEvent& e) override;
+  const std::vector<float>& data() const { return data_; }  // [layers, n, width]
+  std::vector<float>& data() { return data_; }
+  const float* at(int layer, int64_t row) const { return data_.data() + (layer * n_ + row) * width_; }
+  int64_t rows() const { return n_; }
+  int64_t width() const { return width_; }
+
+ private:
+  Hook hook_;
+  int64_t width_, pos0_, n_;
+  std::vector<float> data_;
+};
+
+}  // namespace mmn

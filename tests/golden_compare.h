@@ -1,0 +1,49 @@
+// Comparing a directory of dumped arrays against a golden case directory with
+// the tolerances of ../shared/golden/README.md.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "io/npy.h"
+
+namespace mmn::test {
+
+// ids and uint8 arrays exact; pixel_values within abs_pixel; every other float
+// array within rel · max|ref|. `skip` names golden files not expected here.
+inline void compare_case_dirs(const std::filesystem::path& got_dir, const std::filesystem::path& ref_dir, double rel,
+                              const std::set<std::string>& skip = {}, double abs_pixel = 1e-6) {
+  namespace fs = std::filesystem;
+  int compared = 0;
+  for (const auto& e : fs::directory_iterator(ref_dir)) {
+    if (e.path().extension() != ".npy") continue;
+    const std::string name = e.path().stem().string();
+    if (skip.count(name)) continue;
+    SCOPED_TRACE(ref_dir.string() + "/" + name);
+    fs::path got_path = got_dir / (name + ".npy");
+    ASSERT_TRUE(fs::exists(got_path)) << "missing dump " << got_path;
+    NpyArray ref = read_npy(e.path().string());
+    NpyArray got = read_npy(got_path.string());
+    ASSERT_EQ(got.shape, ref.shape) << name;
+    ++compared;
+    if (ref.dtype == "|u1" || ref.dtype == "<i8" || ref.dtype == "<i4") {
+      EXPECT_EQ(got.as_i64(), ref.as_i64()) << name;
+      continue;
+    }
+    std::vector<float> r = ref.as_f32(), g = got.as_f32();
+    double maxref = 0, maxdiff = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      maxref = std::max(maxref, std::fabs(static_cast<double>(r[i])));
+      maxdiff = std::max(maxdiff, std::fabs(static_cast<double>(r[i]) - g[i]));
+    }
+    const double tol = name == "pixel_values" ? abs_pixel : rel * maxref;
+    EXPECT_LE(maxdiff, tol) << name << ": max|got-ref| = " << maxdiff << ", max|ref| = " << maxref;
+  }
+  EXPECT_GT(compared, 5);
+}
+
+}  // namespace mmn::test

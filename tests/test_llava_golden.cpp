@@ -1,0 +1,37 @@
+// End-to-end LLaVA-1.5 against the reference outputs of Hugging Face
+// transformers: `mmneuron caption --dump` for both tiny checkpoints and all
+// three images; every array the reference wrote is compared.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "golden_compare.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace mmn::test;
+
+class LlavaGolden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(LlavaGolden, CaptionDumpMatchesReference) {
+  MMN_REQUIRE_SHARED();
+  const auto& [model, image] = GetParam();
+  fs::path out = temp_dir("llava-" + model + "-" + image);
+  std::string log;
+  const std::string cmd = binary() + " caption --model " + golden("models/" + model).string() + " --image " +
+                          golden("images/" + image + ".png").string() + " --max-new-tokens 8 --dump " +
+                          out.string();
+  ASSERT_EQ(run_cmd(cmd, &log), 0) << log;
+  compare_case_dirs(out, golden("cases/" + model + "/" + image), 2e-5);
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCases, LlavaGolden,
+                         ::testing::Combine(::testing::Values("tiny-llava-a-f32", "tiny-llava-c-f16"),
+                                            ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10")),
+                         [](const auto& info) {
+                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           for (auto& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
