@@ -114,7 +114,7 @@ void run_caption(const CaptionArgs& a) {
     }
   }
   GenerateResult gen = generate(*model, in, opt);
-  const std::string caption = model->tokenizer().decode(gen.generated);
+  const std::string caption = caption_text(model->tokenizer(), gen.generated);
 
   if (dump)
     write_dump(a.dump, *model, px, trace, in, gen, layer_out, act_steps, post_steps, act_img.get(), post_img.get());

@@ -28,10 +28,8 @@
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -247,8 +245,8 @@ void jpeg_on_message(j_common_ptr c, int level) {
 
 void jpeg_silent(j_common_ptr) {}
 
-// Progressive files with thousands of tiny scans decode quadratically; cap them
-// (the TurboJPEG API uses the same guard).
+// Progressive files with thousands of tiny scans make decoding crawl (a known
+// libjpeg denial of service); real encoders emit about ten.
 constexpr int kMaxJpegScans = 1000;
 void jpeg_on_progress(j_common_ptr c) {
   if (!c->is_decompressor) return;

@@ -336,8 +336,6 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
 
   // tokenizer_config.json: legacy flag, BOS/EOS switches, special tokens.
   json cfg = read_json(config_path).value_or(json::object());
-  if (cfg.contains("legacy") && !cfg["legacy"].is_null() && !cfg["legacy"].is_boolean())
-    fail(config_path, ": \"legacy\" must be a boolean or null");
   t.legacy = bool_field(cfg, "legacy", true, config_path);  // HF: None means legacy
   t.add_bos = bool_field(cfg, "add_bos_token", true, config_path);
   t.add_eos = bool_field(cfg, "add_eos_token", false, config_path);

@@ -1,7 +1,10 @@
 #include "io/tokenizer_train.h"
 
 #include <sentencepiece_trainer.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -24,7 +27,15 @@ std::string train_sentencepiece(const std::vector<std::string>& sentences, int v
                            " --character_coverage=1.0 --normalization_rule_name=identity"
                            " --remove_extra_whitespaces=false --add_dummy_prefix=true"
                            " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2";
+  // The trainer logs its command line to stderr whatever --minloglevel says.
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  const int devnull = ::open("/dev/null", O_WRONLY);
+  if (devnull >= 0) ::dup2(devnull, 2);
   auto st = sentencepiece::SentencePieceTrainer::Train(args);
+  if (saved >= 0) ::dup2(saved, 2);
+  if (saved >= 0) ::close(saved);
+  if (devnull >= 0) ::close(devnull);
   std::string model;
   if (st.ok()) model = read_file((tmp / "sp.model").string());
   std::error_code ec;

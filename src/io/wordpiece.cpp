@@ -430,6 +430,15 @@ int32_t WordPieceTokenizer::pad_id() const { return impl_->pad; }
 //     code point with a two-character lowercase and is handled in code);
 //   kStrip1 / kStripN: code points whose NFD decomposition, minus Mn marks,
 //     is one / several other code points (Hangul syllables are computed).
+// To regenerate (python3, import unicodedata as u):
+//   ranges(pred) = maximal [lo, hi] runs of code points < 0x110000 with pred;
+//   kMn, kPunct, kControl, kSpaceSep = ranges over u.category(chr(c)) being
+//     'Mn' / starting with 'P' / in ('Cc', 'Cf') / 'Zs';
+//   kLower: each c with chr(c).lower() one character != chr(c), delta =
+//     ord(lower) - c, consecutive entries of equal delta and stride merged;
+//   strip(c) = ''.join(x for x in u.normalize('NFD', chr(c)) if u.category(x) != 'Mn')
+//     for non-Mn, non-Hangul c with NFD != chr(c) and strip(c) != chr(c),
+//     into kStrip1 when len(strip(c)) == 1, else kStripN.
 // ---------------------------------------------------------------------------
 namespace {
 

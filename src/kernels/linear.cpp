@@ -85,7 +85,8 @@ void gemv_dispatch(const float* x, int64_t M, const Weight& W, const float* bias
 
 void gemv(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
   const int64_t N = W.rows;
-  const int nt = num_threads();
+  // Small weights are not worth waking other threads for.
+  const int nt = W.nbytes() * static_cast<size_t>(M) < (size_t{1} << 18) ? 1 : num_threads();
   // Contiguous row blocks per thread: each streams its share of the weight once.
 #pragma omp parallel num_threads(nt)
   {
@@ -107,7 +108,8 @@ void gemm_tiled(const float* x, int64_t M, const Weight& W, const float* bias, f
   const int64_t N = W.rows, K = W.cols;
   const int64_t tn = tile_rows(K);
   const int64_t ntiles = (N + tn - 1) / tn;
-#pragma omp parallel num_threads(num_threads())
+  const int nt = static_cast<double>(M) * N * K < 1e6 ? 1 : num_threads();
+#pragma omp parallel num_threads(nt)
   {
     thread_local std::vector<float> buf;
 #pragma omp for schedule(dynamic, 1)
@@ -143,7 +145,7 @@ void matmul_xw(const float* x, int64_t M, const Weight& W, float* y) {
   const int64_t D = W.rows, I = W.cols;
   // Split the output columns across threads; each streams its column band of W
   // row by row (a contiguous read) and accumulates y[:, band].
-  const int nt = num_threads();
+  const int nt = W.nbytes() * static_cast<size_t>(M) < (size_t{1} << 18) ? 1 : num_threads();
 #pragma omp parallel num_threads(nt)
   {
     int t = omp_get_thread_num(), T = omp_get_num_threads();

@@ -11,7 +11,7 @@
 namespace mmn {
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t D, float* y) {
-#pragma omp parallel for if (rows > 8) num_threads(num_threads())
+#pragma omp parallel for if (rows * D > 65536) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * D;
     float* yr = y + r * D;
@@ -23,7 +23,7 @@ void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t D
 }
 
 void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t D, float* y) {
-#pragma omp parallel for if (rows > 8) num_threads(num_threads())
+#pragma omp parallel for if (rows * D > 65536) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * D;
     float* yr = y + r * D;
@@ -69,7 +69,7 @@ Rope::Rope(int hd, double theta) : head_dim(hd), inv_freq(hd / 2) {
 
 void Rope::apply(float* x, int64_t rows, int n_heads, int64_t pos0) const {
   const int half = head_dim / 2;
-#pragma omp parallel for if (rows > 8) num_threads(num_threads())
+#pragma omp parallel for if (rows > 64) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> c(half), s(half);
     const float p = static_cast<float>(pos0 + r);
@@ -93,7 +93,8 @@ void attention(const float* q, int64_t Sq, int64_t q_pos0, const float* k, const
                int64_t kv_stride, int nh, int nkv, int hd, float scale, bool causal, float* out) {
   const int group = nh / nkv;
   const int64_t q_stride = static_cast<int64_t>(nh) * hd;
-#pragma omp parallel num_threads(num_threads())
+  const int nt = static_cast<double>(Sq) * Sk * hd * nh < 1e6 ? 1 : num_threads();
+#pragma omp parallel num_threads(nt)
   {
     std::vector<float> scores;
 #pragma omp for schedule(dynamic, 1)

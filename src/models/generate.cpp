@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "util/error.h"
+
 namespace mmn {
 
 namespace {
@@ -62,4 +64,22 @@ GenerateResult generate(const VisionLanguageModel& model, const PromptInputs& in
   return r;
 }
 
+}  // namespace mmn
+
+namespace mmn {
+std::string caption_text(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  std::vector<int32_t> known;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= tok.vocab_size()) continue;
+    if (id >= tok.base_vocab_size()) {
+      try {
+        tok.piece(id);  // a gap between the pieces and the added tokens
+      } catch (const Error&) {
+        continue;
+      }
+    }
+    known.push_back(id);
+  }
+  return tok.decode(known);
+}
 }  // namespace mmn

@@ -30,3 +30,9 @@ struct GenerateResult {
 GenerateResult generate(const VisionLanguageModel& model, const PromptInputs& in, const GenerateOptions& opt);
 
 }  // namespace mmn
+
+namespace mmn {
+// The caption text of generated ids. Ids the tokenizer does not know (a
+// model's vocabulary is often padded past the tokenizer's) decode to nothing.
+std::string caption_text(const Tokenizer& tok, const std::vector<int32_t>& ids);
+}  // namespace mmn

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/tokenizer.h"
 #include "io/tokenizer_train.h"
 #include "kernels/convert.h"
 #include "kernels/threading.h"
@@ -166,15 +167,12 @@ std::vector<std::string> random_presets() { return {"tiny", "llava-1.5-7b", "lla
 void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::function<void(size_t, size_t)>& progress) {
   namespace fs = std::filesystem;
   if (opt.out.empty()) fail("--out: an output directory is required");
-  const LlavaShape s = llava_shape(opt.preset);
+  LlavaShape s = llava_shape(opt.preset);
   fs::create_directories(opt.out);
   auto put_json = [&](const std::string& name, const json& j) {
     write_file_atomic((fs::path(opt.out) / name).string(), j.dump(2) + "\n");
   };
-  put_json("config.json", llava_config(s, opt.dtype));
-  put_json("preprocessor_config.json", clip_preprocessor(s.image));
-  put_json("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 32001}});
-
+  int32_t image_id = 32000, pad_id = 32001;
   if (!opt.tokenizer_from.empty()) {
     for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"}) {
       fs::path src = fs::path(opt.tokenizer_from) / f;
@@ -183,8 +181,23 @@ void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::func
     }
   } else {
     std::vector<std::string> corpus(std::begin(kTokenizerCorpus), std::end(kTokenizerCorpus));
-    write_hf_tokenizer(opt.out, train_sentencepiece(corpus, 1000), {{"<image>", 32000}, {"<pad>", 32001}});
+    const std::string proto = train_sentencepiece(corpus, 1000);
+    write_hf_tokenizer(opt.out, proto, {});
+    // Added tokens follow the SentencePiece pieces directly.
+    const int32_t base = Tokenizer::load(opt.out).base_vocab_size();
+    if (opt.preset == "tiny") {
+      image_id = base;
+      pad_id = base + 1;
+      s.vocab = base + 2;
+    }
+    write_hf_tokenizer(opt.out, proto, {{"<image>", image_id}, {"<pad>", pad_id}});
   }
+  json config = llava_config(s, opt.dtype);
+  config["image_token_index"] = image_id;
+  config["pad_token_id"] = pad_id;
+  put_json("config.json", config);
+  put_json("preprocessor_config.json", clip_preprocessor(s.image));
+  put_json("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad_id}});
 
   std::vector<Init> inits = llava_tensors(s, opt.dtype);
   std::vector<TensorSpec> specs;
