@@ -38,8 +38,12 @@ void write_dump(const std::string& dir, const VisionLanguageModel& model, const 
   const int64_t L = c.n_layers, I = c.intermediate, D = c.hidden, V = c.vocab;
   const int64_t T = static_cast<int64_t>(gen.generated.size());
   write_npy(path("image_resized_uint8"), px.resized.rgb.data(), {px.resized.height, px.resized.width, 3});
-  write_npy(path("image_cropped_uint8"), px.cropped.rgb.data(), {px.cropped.height, px.cropped.width, 3});
-  for (const auto& a : trace.arrays) write_npy(path(a.name), a.data.data(), a.shape);
+  if (px.center_cropped)
+    write_npy(path("image_cropped_uint8"), px.cropped.rgb.data(), {px.cropped.height, px.cropped.width, 3});
+  for (const auto& a : trace.arrays) {
+    if (a.is_int) write_npy(path(a.name), a.ints.data(), a.shape);
+    else write_npy(path(a.name), a.data.data(), a.shape);
+  }
   std::vector<int64_t> ids(in.prompt_ids.begin(), in.prompt_ids.end());
   write_npy(path("input_ids"), ids.data(), {static_cast<int64_t>(ids.size())});
   write_npy(path("llm_layer_outputs_prefill"), layer_out.data().data(), {L, in.seq_len, D});

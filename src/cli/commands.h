@@ -6,5 +6,10 @@ namespace mmn::cli {
 
 void register_caption(CLI::App& app);
 void register_make_random(CLI::App& app);
+void register_shapes(CLI::App& app);
+void register_train(CLI::App& app);
+void register_find(CLI::App& app);
+void register_merge(CLI::App& app);
+void register_nouns(CLI::App& app);
 
 }  // namespace mmn::cli

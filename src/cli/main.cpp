@@ -11,6 +11,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "mmneuron " MMN_VERSION);
   mmn::cli::register_caption(app);
   mmn::cli::register_make_random(app);
+  mmn::cli::register_shapes(app);
+  mmn::cli::register_train(app);
+  mmn::cli::register_find(app);
+  mmn::cli::register_merge(app);
+  mmn::cli::register_nouns(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

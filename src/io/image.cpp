@@ -735,6 +735,7 @@ PreprocessedImage preprocess_image(const ImageU8& img, const ImageProcessorConfi
                           : resize_bicubic(img, new_long, cfg.size_short);
   }
   out.cropped = cfg.do_center_crop ? center_crop(out.resized, cfg.crop_h, cfg.crop_w) : out.resized;
+  out.center_cropped = cfg.do_center_crop;
 
   const ImageU8& c = out.cropped;
   out.height = c.height;

@@ -59,6 +59,7 @@ ImageProcessorConfig load_image_processor_config(const std::string& path);
 struct PreprocessedImage {
   ImageU8 resized;                 // after resize (== input when no resize)
   ImageU8 cropped;                 // after center crop (== resized when no crop)
+  bool center_cropped = false;     // the processor has a center-crop step
   int height = 0, width = 0;       // of pixel_values
   std::vector<float> pixel_values;  // CHW float32: (u8 * rescale - mean) / std
 };

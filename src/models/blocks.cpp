@@ -1,9 +1,12 @@
 #include "models/blocks.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/linear.h"
 #include "kernels/ops.h"
+#include "models/clip.h"  // image_to_patches
 #include "util/error.h"
 
 namespace mmn {
@@ -42,6 +45,16 @@ NormW NormW::load(const SafetensorsCheckpoint& ck, const std::string& name, int6
   return n;
 }
 
+void visit_linear(const std::string& name, LinearW& l, const ParamVisitor& f) {
+  f(name + ".weight", &l.w, nullptr);
+  if (!l.b.empty()) f(name + ".bias", nullptr, &l.b);
+}
+
+void visit_norm(const std::string& name, NormW& n, const ParamVisitor& f) {
+  f(name + ".weight", nullptr, &n.w);
+  if (!n.b.empty()) f(name + ".bias", nullptr, &n.b);
+}
+
 LinearW slice_rows(const LinearW& fused, int64_t r0, int64_t n) {
   LinearW l;
   l.w = fused.w;
@@ -51,24 +64,59 @@ LinearW slice_rows(const LinearW& fused, int64_t r0, int64_t n) {
   return l;
 }
 
-void VitLayer::forward(float* x, int64_t rows) const {
-  const int64_t D = q.in();
+void VitLayer::forward(float* x, int64_t rows, VitLayerTape* tape) const {
+  const int64_t D = o.out();
   const int hd = static_cast<int>(D / heads);
   std::vector<float> h(rows * D), qb(rows * D), kb(rows * D), vb(rows * D), att(rows * D);
+  if (tape) tape->x.assign(x, x + rows * D);
   layer_norm(x, ln1.w.data(), ln1.b.data(), eps, rows, D, h.data());
-  q(h.data(), rows, qb.data());
-  k(h.data(), rows, kb.data());
-  v(h.data(), rows, vb.data());
+  if (qkv_head_major.w.data) {
+    std::vector<float> fused(rows * 3 * D);
+    qkv_head_major(h.data(), rows, fused.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int hh = 0; hh < heads; ++hh) {
+        const float* src = fused.data() + r * 3 * D + static_cast<int64_t>(hh) * 3 * hd;
+        const int64_t dst = r * D + static_cast<int64_t>(hh) * hd;
+        std::copy(src, src + hd, qb.data() + dst);
+        std::copy(src + hd, src + 2 * hd, kb.data() + dst);
+        std::copy(src + 2 * hd, src + 3 * hd, vb.data() + dst);
+      }
+  } else {
+    q(h.data(), rows, qb.data());
+    k(h.data(), rows, kb.data());
+    v(h.data(), rows, vb.data());
+  }
   attention(qb.data(), rows, 0, kb.data(), vb.data(), rows, D, heads, heads, hd,
             1.0f / std::sqrt(static_cast<float>(hd)), /*causal=*/false, att.data());
+  if (tape) tape->h1 = h, tape->q = qb, tape->k = kb, tape->v = vb, tape->att = att;
   o(att.data(), rows, h.data());
   add_inplace(x, h.data(), rows * D);
+  if (tape) tape->x_mid.assign(x, x + rows * D);
   layer_norm(x, ln2.w.data(), ln2.b.data(), eps, rows, D, h.data());
   std::vector<float> mid(rows * fc1.out());
   fc1(h.data(), rows, mid.data());
+  if (tape) tape->h2 = h, tape->pre_act = mid;
   apply_activation(act, mid.data(), static_cast<int64_t>(mid.size()));
+  if (tape) tape->act = mid;
   fc2(mid.data(), rows, h.data());
   add_inplace(x, h.data(), rows * D);
+}
+
+std::vector<float> VitTower::forward(const float* pixels, std::vector<float>* all_states) const {
+  const int64_t D = hidden(), T = tokens(), P = T - 1;
+  std::vector<float> patches = image_to_patches(pixels, image_size, patch);
+  std::vector<float> x(T * D);
+  linear(patches.data(), P, patch_w, patch_b.empty() ? nullptr : patch_b.data(), x.data() + D);
+  std::memcpy(x.data(), cls.data(), D * sizeof(float));
+  add_inplace(x.data(), pos.data(), T * D);
+  if (!pre_ln.w.empty()) layer_norm(x.data(), pre_ln.w.data(), pre_ln.b.data(), eps, T, D, x.data());
+  if (all_states) all_states->assign(x.begin(), x.end());
+  for (const VitLayer& l : layers) {
+    l.forward(x.data(), T);
+    if (all_states) all_states->insert(all_states->end(), x.begin(), x.end());
+  }
+  if (!post_ln.w.empty()) layer_norm(x.data(), post_ln.w.data(), post_ln.b.data(), eps, T, D, x.data());
+  return x;
 }
 
 }  // namespace mmn

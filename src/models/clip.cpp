@@ -70,13 +70,38 @@ std::unique_ptr<ClipVisionTower> ClipVisionTower::load(const SafetensorsCheckpoi
   return t;
 }
 
-std::vector<float> ClipVisionTower::forward(const float* pixels, int state, std::vector<float>* all_states) const {
+void ClipVisionTower::visit_params(const std::string& prefix, const ParamVisitor& f) {
+  f(prefix + "embeddings.patch_embedding.weight", &patch_, nullptr);
+  f(prefix + "embeddings.class_embedding", nullptr, &cls_);
+  f(prefix + "embeddings.position_embedding.weight", nullptr, &pos_);
+  visit_norm(prefix + "pre_layrnorm", pre_ln_, f);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const std::string p = prefix + "encoder.layers." + std::to_string(l) + ".";
+    VitLayer& L = layers_[l];
+    visit_norm(p + "layer_norm1", L.ln1, f);
+    visit_norm(p + "layer_norm2", L.ln2, f);
+    visit_linear(p + "self_attn.q_proj", L.q, f);
+    visit_linear(p + "self_attn.k_proj", L.k, f);
+    visit_linear(p + "self_attn.v_proj", L.v, f);
+    visit_linear(p + "self_attn.out_proj", L.o, f);
+    visit_linear(p + "mlp.fc1", L.fc1, f);
+    visit_linear(p + "mlp.fc2", L.fc2, f);
+  }
+}
+
+std::vector<float> ClipVisionTower::forward(const float* pixels, int state, std::vector<float>* all_states,
+                                            ClipTape* tape) const {
   const int64_t D = cfg_.hidden, P = cfg_.patches(), T = P + 1;
   std::vector<float> patches = image_to_patches(pixels, cfg_.image_size, cfg_.patch);
   std::vector<float> x(T * D);
   linear(patches.data(), P, patch_, nullptr, x.data() + D);
   std::memcpy(x.data(), cls_.data(), D * sizeof(float));
   add_inplace(x.data(), pos_.data(), T * D);
+  if (tape) {
+    tape->patches = std::move(patches);
+    tape->embed = x;
+    tape->layers.clear();
+  }
   layer_norm(x.data(), pre_ln_.w.data(), pre_ln_.b.data(), cfg_.eps, T, D, x.data());
   if (all_states) {
     all_states->clear();
@@ -85,7 +110,7 @@ std::vector<float> ClipVisionTower::forward(const float* pixels, int state, std:
   std::vector<float> selected = state == 0 ? x : std::vector<float>();
   const int n_run = all_states ? static_cast<int>(layers_.size()) : state;
   for (int l = 0; l < n_run; ++l) {
-    layers_[l].forward(x.data(), T);
+    layers_[l].forward(x.data(), T, tape ? &tape->layers.emplace_back() : nullptr);
     if (all_states) all_states->insert(all_states->end(), x.begin(), x.end());
     if (l + 1 == state) selected = x;
   }

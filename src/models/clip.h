@@ -20,6 +20,14 @@ struct ClipVisionConfig {
   static ClipVisionConfig from_json(const JsonFile& j);
 };
 
+// What a backward pass through the tower (grad/) needs; recorded only when a
+// forward is handed one.
+struct ClipTape {
+  std::vector<float> patches;         // [P, 3·p·p] patch_embedding input
+  std::vector<float> embed;           // [1 + P, Dv] pre_layrnorm input
+  std::vector<VitLayerTape> layers;   // the layers that ran, in order
+};
+
 class ClipVisionTower {
  public:
   // prefix: e.g. "vision_tower.vision_model.".
@@ -30,7 +38,18 @@ class ClipVisionTower {
   // pixels: CHW [3, S, S]. Returns hidden state number `state` ([1 + P, Dv];
   // 0 = pre_layrnorm output, i = after layer i − 1), running only the layers it
   // needs — unless all_states is given, which receives all [L + 1, 1 + P, Dv].
-  std::vector<float> forward(const float* pixels, int state, std::vector<float>* all_states) const;
+  std::vector<float> forward(const float* pixels, int state, std::vector<float>* all_states,
+                             ClipTape* tape = nullptr) const;
+
+  // The parts, for backward passes (grad/).
+  const Weight& patch_embedding() const { return patch_; }
+  const NormW& pre_layernorm() const { return pre_ln_; }
+  const std::vector<float>& class_embedding() const { return cls_; }
+  const std::vector<float>& position_embedding() const { return pos_; }
+  const VitLayer& layer(int l) const { return layers_[l]; }
+  // Every parameter under its checkpoint name (prefix as given to load), for code
+  // that updates weights in place (training).
+  void visit_params(const std::string& prefix, const ParamVisitor& f);
 
  private:
   ClipVisionConfig cfg_;

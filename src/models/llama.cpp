@@ -43,7 +43,8 @@ void KVCache::init(const LlamaConfig& c, int64_t cap) {
 }
 
 std::unique_ptr<LlamaDecoder> LlamaDecoder::load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                                 const std::string& prefix, const std::string& lm_head) {
+                                                 const std::string& prefix, const std::string& lm_head,
+                                                 bool multiway) {
   auto d = std::make_unique<LlamaDecoder>();
   d->cfg_ = cfg;
   const int64_t D = cfg.hidden, I = cfg.intermediate, KV = static_cast<int64_t>(cfg.n_kv_heads) * cfg.head_dim;
@@ -54,11 +55,19 @@ std::unique_ptr<LlamaDecoder> LlamaDecoder::load(const SafetensorsCheckpoint& ck
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string p = prefix + "layers." + std::to_string(l) + ".";
     LlamaLayer& L = d->layers_[l];
-    L.ln1 = to_f32(ck.get(p + "input_layernorm.weight", {D}));
-    L.ln2 = to_f32(ck.get(p + "post_attention_layernorm.weight", {D}));
+    const std::string text = multiway ? ".multiway.0" : "", visual = ".multiway.1";
+    L.ln1 = to_f32(ck.get(p + "input_layernorm" + text + ".weight", {D}));
+    L.ln2 = to_f32(ck.get(p + "post_attention_layernorm" + text + ".weight", {D}));
     L.q = LinearW::load(ck, p + "self_attn.q_proj", D, D, false);
-    L.k = LinearW::load(ck, p + "self_attn.k_proj", KV, D, false);
-    L.v = LinearW::load(ck, p + "self_attn.v_proj", KV, D, false);
+    L.k = LinearW::load(ck, p + "self_attn.k_proj" + text, KV, D, false);
+    L.v = LinearW::load(ck, p + "self_attn.v_proj" + text, KV, D, false);
+    if (multiway) {
+      L.multiway = true;
+      L.ln1_visual = to_f32(ck.get(p + "input_layernorm" + visual + ".weight", {D}));
+      L.ln2_visual = to_f32(ck.get(p + "post_attention_layernorm" + visual + ".weight", {D}));
+      L.k_visual = LinearW::load(ck, p + "self_attn.k_proj" + visual, KV, D, false);
+      L.v_visual = LinearW::load(ck, p + "self_attn.v_proj" + visual, KV, D, false);
+    }
     L.o = LinearW::load(ck, p + "self_attn.o_proj", D, D, false);
     L.gate = LinearW::load(ck, p + "mlp.gate_proj", I, D, false);
     L.up = LinearW::load(ck, p + "mlp.up_proj", I, D, false);
@@ -104,13 +113,44 @@ void project_rows(const LinearW& lin, const LinearW* lin_visual, const uint8_t* 
 
 }  // namespace
 
+void LlamaDecoder::visit_params(const std::string& prefix, const std::string& lm_head, const ParamVisitor& f) {
+  f(prefix + "embed_tokens.weight", &embed_, nullptr);
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    const std::string p = prefix + "layers." + std::to_string(l) + ".";
+    LlamaLayer& L = layers_[l];
+    const std::string text = L.multiway ? ".multiway.0" : "", visual = ".multiway.1";
+    f(p + "input_layernorm" + text + ".weight", nullptr, &L.ln1);
+    f(p + "post_attention_layernorm" + text + ".weight", nullptr, &L.ln2);
+    visit_linear(p + "self_attn.q_proj", L.q, f);
+    visit_linear(p + "self_attn.k_proj" + text, L.k, f);
+    visit_linear(p + "self_attn.v_proj" + text, L.v, f);
+    if (L.multiway) {
+      f(p + "input_layernorm" + visual + ".weight", nullptr, &L.ln1_visual);
+      f(p + "post_attention_layernorm" + visual + ".weight", nullptr, &L.ln2_visual);
+      visit_linear(p + "self_attn.k_proj" + visual, L.k_visual, f);
+      visit_linear(p + "self_attn.v_proj" + visual, L.v_visual, f);
+    }
+    visit_linear(p + "self_attn.o_proj", L.o, f);
+    visit_linear(p + "mlp.gate_proj", L.gate, f);
+    visit_linear(p + "mlp.up_proj", L.up, f);
+    visit_linear(p + "mlp.down_proj", L.down, f);
+  }
+  f(prefix + "norm.weight", nullptr, &norm_);
+  f(lm_head, &lm_head_, nullptr);
+}
+
 void LlamaDecoder::forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
-                           const uint8_t* visual) const {
+                           const uint8_t* visual, LlamaTape* tape) const {
   const int64_t D = cfg_.hidden, I = cfg_.intermediate;
   const int nh = cfg_.n_heads, nkv = cfg_.n_kv_heads, hd = cfg_.head_dim;
   const int64_t pos0 = cache.len;
   if (pos0 + rows > cache.capacity)
     fail("sequence of ", pos0 + rows, " tokens exceeds the KV cache capacity ", cache.capacity);
+  if (tape) {
+    if (pos0 != 0) fail("internal: a recorded forward must start at position 0");
+    tape->rows = rows;
+    tape->layers.assign(cfg_.n_layers, {});
+  }
   std::vector<float> h(rows * D), q(rows * D), att(rows * D);
   std::vector<float> g(rows * I), u(rows * I);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -120,6 +160,9 @@ void LlamaDecoder::forward(float* x, int64_t rows, KVCache& cache, int step, con
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const LlamaLayer& L = layers_[l];
     const bool mw = L.multiway && visual;
+    LlamaLayerTape* T = tape ? &tape->layers[l] : nullptr;
+    if (T && mw) fail("internal: recording a forward through modality-adaptive layers is not supported");
+    if (T) T->x.assign(x, x + rows * D);
     emit(Hook::ResidPre, l, D, x);
     norm_rows(x, L.ln1, mw ? &L.ln1_visual : nullptr, visual, cfg_.rms_eps, rows, D, h.data());
     emit(Hook::Ln1, l, D, h.data());
@@ -132,20 +175,28 @@ void LlamaDecoder::forward(float* x, int64_t rows, KVCache& cache, int step, con
     project_rows(L.v, mw ? &L.v_visual : nullptr, visual, h.data(), rows, vc);
     attention(q.data(), rows, pos0, cache.k[l].data(), cache.v[l].data(), pos0 + rows, cache.width, nh, nkv, hd,
               scale, /*causal=*/true, att.data());
+    if (T) {
+      T->h1 = h, T->q = q, T->att = att;
+      T->k.assign(kc, kc + rows * cache.width);
+      T->v.assign(vc, vc + rows * cache.width);
+    }
     L.o(att.data(), rows, h.data());
     emit(Hook::AttnOut, l, D, h.data());
     add_inplace(x, h.data(), rows * D);
     emit(Hook::ResidMid, l, D, x);
+    if (T) T->x_mid.assign(x, x + rows * D);
     norm_rows(x, L.ln2, mw ? &L.ln2_visual : nullptr, visual, cfg_.rms_eps, rows, D, h.data());
     emit(Hook::Ln2, l, D, h.data());
     L.gate(h.data(), rows, g.data());
     emit(Hook::MlpPre, l, I, g.data());
     L.up(h.data(), rows, u.data());
     emit(Hook::MlpPreLinear, l, I, u.data());
+    if (T) T->h2 = h, T->gate = g, T->up = u;
     silu_inplace(g.data(), rows * I);
     emit(Hook::MlpAct, l, I, g.data());
     mul_inplace(g.data(), u.data(), rows * I);
     emit(Hook::MlpPost, l, I, g.data());
+    if (T) T->post = g;
     L.down(g.data(), rows, h.data());
     emit(Hook::MlpOut, l, D, h.data());
     add_inplace(x, h.data(), rows * D);

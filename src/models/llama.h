@@ -34,6 +34,17 @@ struct LlamaLayer {
   LinearW k_visual, v_visual;
 };
 
+// The intermediates of one decoder layer's forward that a backward pass (grad/)
+// needs, all [rows, ·]: q and k after RoPE, gate = gate_proj output (before
+// SiLU), post = SiLU(gate) ⊙ up (down_proj input).
+struct LlamaLayerTape {
+  std::vector<float> x, h1, q, k, v, att, x_mid, h2, gate, up, post;
+};
+struct LlamaTape {
+  int64_t rows = 0;
+  std::vector<LlamaLayerTape> layers;
+};
+
 // Cached keys/values of one sequence: [capacity, n_kv·hd] per layer.
 struct KVCache {
   int64_t len = 0, capacity = 0, width = 0;
@@ -44,9 +55,12 @@ struct KVCache {
 class LlamaDecoder {
  public:
   // prefix: e.g. "language_model.model." (layers, embed_tokens, norm live under it);
-  // lm_head: full tensor name of the unembedding.
+  // lm_head: full tensor name of the unembedding. multiway: mPLUG-Owl2's
+  // modality-adaptive layout, where input/post_attention_layernorm and k/v_proj
+  // are NAME.multiway.0 (text) and NAME.multiway.1 (visual).
   static std::unique_ptr<LlamaDecoder> load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                            const std::string& prefix, const std::string& lm_head);
+                                            const std::string& prefix, const std::string& lm_head,
+                                            bool multiway = false);
 
   const LlamaConfig& config() const { return cfg_; }
   LlamaLayer& layer(int l) { return layers_[l]; }
@@ -54,6 +68,10 @@ class LlamaDecoder {
   const Weight& embed_tokens() const { return embed_; }
   const Weight& lm_head() const { return lm_head_; }
   const std::vector<float>& final_norm_weight() const { return norm_; }
+  const Rope& rope() const { return rope_; }
+  // Every parameter under its checkpoint name (prefix and lm_head as given to
+  // load), for code that updates weights in place (training).
+  void visit_params(const std::string& prefix, const std::string& lm_head, const ParamVisitor& f);
 
   // Embedding rows for token ids → out [n, D]. Throws on ids outside the vocabulary.
   void embed(const int32_t* ids, int64_t n, float* out) const;
@@ -61,9 +79,10 @@ class LlamaDecoder {
   // Runs all layers over rows x [rows, D] (in place → last layer's residual
   // output) at positions cache.len .. cache.len + rows − 1, appending to the
   // cache. visual: optional per-row flags for multiway layers. step labels the
-  // capture events (0 = prefill).
+  // capture events (0 = prefill). tape (optional, for backward passes) records
+  // the intermediates of a forward over a whole sequence (cache.len == 0).
   void forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
-               const uint8_t* visual = nullptr) const;
+               const uint8_t* visual = nullptr, LlamaTape* tape = nullptr) const;
 
   // Final RMSNorm of rows (y may alias x).
   void final_norm(const float* x, int64_t rows, float* y) const;

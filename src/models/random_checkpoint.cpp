@@ -2,7 +2,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <set>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -160,13 +163,347 @@ const char* kTokenizerCorpus[] = {
     "Snow covered mountains under a clear sky, a lake and a small wooden house.",
 };
 
+// Streams the tensors of `inits` into <out>/model.safetensors.
+void write_tensors(const RandomCheckpointOptions& opt, const std::vector<Init>& inits,
+                   const std::function<void(size_t, size_t)>& progress) {
+  namespace fs = std::filesystem;
+  std::vector<TensorSpec> specs;
+  size_t total = 0;
+  for (auto& i : inits) {
+    specs.push_back(i.spec);
+    total += i.spec.nbytes();
+  }
+  size_t done = 0;
+  const int64_t chunk = 1 << 20;
+  std::vector<float> f32(chunk);
+  std::vector<uint8_t> bytes(chunk * 4);
+  write_safetensors((fs::path(opt.out) / "model.safetensors").string(), specs, {{"format", "pt"}},
+                    [&](const TensorSpec& spec, std::FILE* out) {
+                      size_t k = 0;
+                      while (inits[k].spec.name != spec.name) ++k;
+                      const Init& in = inits[k];
+                      const int64_t n = static_cast<int64_t>(spec.nbytes() / dtype_size(spec.dtype));
+                      const uint64_t base = mix(opt.seed ^ mix(k + 1));
+                      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+                        const int64_t m = std::min(chunk, n - c0);
+#pragma omp parallel for num_threads(num_threads())
+                        for (int64_t i = 0; i < m; ++i)
+                          f32[i] = in.center + in.std * approx_normal(mix(base + static_cast<uint64_t>(c0 + i)));
+                        convert_from_f32(spec.dtype, f32.data(), bytes.data(), m);
+                        const size_t nb = static_cast<size_t>(m) * dtype_size(spec.dtype);
+                        if (std::fwrite(bytes.data(), 1, nb, out) != nb) fail(opt.out, ": write failed (disk full?)");
+                        done += nb;
+                        if (progress) progress(done, total);
+                      }
+                    });
+}
+
+// ---- InstructBLIP and mPLUG-Owl2 presets ----
+
+struct FamilyShape {
+  bool iblip = false;
+  int64_t v_hidden, v_inter, v_layers, v_heads, image, patch;  // vision tower
+  int64_t b_hidden, b_inter, b_layers, b_heads, queries;       // Q-Former / visual abstractor
+  int64_t cross_freq;                                          // Q-Former only
+  int64_t t_hidden, t_inter, t_layers, t_heads, vocab;         // LLaMA (vocab 0: sized to the tokenizer)
+  double rms_eps;
+};
+
+bool family_shape(const std::string& preset, FamilyShape* s) {
+  if (preset == "tiny-instructblip") *s = {true, 32, 64, 2, 4, 42, 14, 48, 96, 2, 4, 4, 1, 64, 128, 2, 4, 0, 1e-6};
+  else if (preset == "instructblip-vicuna-7b")
+    *s = {true, 1408, 6144, 39, 16, 224, 14, 768, 3072, 12, 12, 32, 2, 4096, 11008, 32, 32, 32001, 1e-6};
+  else if (preset == "tiny-owl2") *s = {false, 32, 64, 2, 4, 42, 14, 32, 48, 2, 4, 8, 0, 64, 128, 2, 4, 0, 1e-5};
+  else if (preset == "mplug-owl2-7b")
+    *s = {false, 1024, 4096, 24, 16, 448, 14, 1024, 2816, 6, 16, 64, 0, 4096, 11008, 32, 32, 32000, 1e-5};
+  else return false;
+  return true;
+}
+
+struct TensorList {
+  DType dt;
+  std::vector<Init> t;
+  void add(const std::string& name, std::vector<int64_t> shape, float center, float std) {
+    t.push_back({{name, dt, std::move(shape)}, center, std});
+  }
+  void lin(const std::string& name, int64_t out, int64_t in, bool bias) {
+    add(name + ".weight", {out, in}, 0.f, 1.f / std::sqrt(static_cast<float>(in)));
+    if (bias) add(name + ".bias", {out}, 0.f, 0.02f);
+  }
+  void norm(const std::string& name, int64_t d, bool bias) {
+    add(name + ".weight", {d}, 1.f, 0.02f);
+    if (bias) add(name + ".bias", {d}, 0.f, 0.02f);
+  }
+  // A LLaMA decoder (no GQA); multiway: mPLUG-Owl2's per-modality norms and k/v.
+  void llama(const std::string& m, const std::string& lm_head, const FamilyShape& s, bool multiway) {
+    add(m + "embed_tokens.weight", {s.vocab, s.t_hidden}, 0.f, 1.f);
+    for (int64_t l = 0; l < s.t_layers; ++l) {
+      const std::string p = m + "layers." + std::to_string(l) + ".";
+      for (const std::string& way : multiway ? std::vector<std::string>{".multiway.0", ".multiway.1"}
+                                            : std::vector<std::string>{""}) {
+        norm(p + "input_layernorm" + way, s.t_hidden, false);
+        norm(p + "post_attention_layernorm" + way, s.t_hidden, false);
+        lin(p + "self_attn.k_proj" + way, s.t_hidden, s.t_hidden, false);
+        lin(p + "self_attn.v_proj" + way, s.t_hidden, s.t_hidden, false);
+      }
+      lin(p + "self_attn.q_proj", s.t_hidden, s.t_hidden, false);
+      lin(p + "self_attn.o_proj", s.t_hidden, s.t_hidden, false);
+      lin(p + "mlp.gate_proj", s.t_inter, s.t_hidden, false);
+      lin(p + "mlp.up_proj", s.t_inter, s.t_hidden, false);
+      lin(p + "mlp.down_proj", s.t_hidden, s.t_inter, false);
+    }
+    norm(m + "norm", s.t_hidden, false);
+    lin(lm_head, s.vocab, s.t_hidden, false);
+  }
+};
+
+std::vector<Init> instructblip_tensors(const FamilyShape& s, int64_t q_vocab, DType dt) {
+  TensorList t{dt, {}};
+  const int64_t Dv = s.v_hidden, Hq = s.b_hidden, P = (s.image / s.patch) * (s.image / s.patch);
+  const std::string v = "vision_model.";
+  t.add(v + "embeddings.class_embedding", {1, 1, Dv}, 0.f, 0.02f);
+  t.add(v + "embeddings.patch_embedding.weight", {Dv, 3, s.patch, s.patch}, 0.f, 1.f / std::sqrt(3.f * s.patch * s.patch));
+  t.add(v + "embeddings.patch_embedding.bias", {Dv}, 0.f, 0.02f);
+  t.add(v + "embeddings.position_embedding", {1, P + 1, Dv}, 0.f, 0.02f);
+  for (int64_t l = 0; l < s.v_layers; ++l) {
+    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
+    t.norm(p + "layer_norm1", Dv, true);
+    t.norm(p + "layer_norm2", Dv, true);
+    t.lin(p + "self_attn.qkv", 3 * Dv, Dv, true);
+    t.lin(p + "self_attn.projection", Dv, Dv, true);
+    t.lin(p + "mlp.fc1", s.v_inter, Dv, true);
+    t.lin(p + "mlp.fc2", Dv, s.v_inter, true);
+  }
+  t.norm(v + "post_layernorm", Dv, true);
+  t.add("query_tokens", {1, s.queries, Hq}, 0.f, 0.02f);
+  const std::string q = "qformer.";
+  t.add(q + "embeddings.word_embeddings.weight", {q_vocab, Hq}, 0.f, 0.02f);
+  t.add(q + "embeddings.position_embeddings.weight", {512, Hq}, 0.f, 0.02f);
+  t.norm(q + "embeddings.layernorm", Hq, true);
+  for (int64_t l = 0; l < s.b_layers; ++l) {
+    const std::string p = q + "encoder.layer." + std::to_string(l) + ".";
+    for (const char* n : {"query", "key", "value"}) t.lin(p + "attention.attention." + n, Hq, Hq, true);
+    t.lin(p + "attention.output.dense", Hq, Hq, true);
+    t.norm(p + "attention.output.LayerNorm", Hq, true);
+    if (l % s.cross_freq == 0) {
+      t.lin(p + "crossattention.attention.query", Hq, Hq, true);
+      t.lin(p + "crossattention.attention.key", Hq, Dv, true);
+      t.lin(p + "crossattention.attention.value", Hq, Dv, true);
+      t.lin(p + "crossattention.output.dense", Hq, Hq, true);
+      t.norm(p + "crossattention.output.LayerNorm", Hq, true);
+    }
+    for (const std::string f : {"", "_query"}) {
+      t.lin(p + "intermediate" + f + ".dense", s.b_inter, Hq, true);
+      t.lin(p + "output" + f + ".dense", Hq, s.b_inter, true);
+      t.norm(p + "output" + f + ".LayerNorm", Hq, true);
+    }
+  }
+  t.lin("language_projection", s.t_hidden, Hq, true);
+  t.llama("language_model.model.", "language_model.lm_head", s, false);
+  return t.t;
+}
+
+std::vector<Init> owl2_tensors(const FamilyShape& s, DType dt) {
+  TensorList t{dt, {}};
+  const int64_t Dv = s.v_hidden, Ha = s.b_hidden, P = (s.image / s.patch) * (s.image / s.patch);
+  const std::string v = "model.vision_model.";
+  t.add(v + "embeddings.cls_token", {1, 1, Dv}, 0.f, 0.02f);
+  t.add(v + "embeddings.patch_embed.weight", {Dv, 3, s.patch, s.patch}, 0.f, 1.f / std::sqrt(3.f * s.patch * s.patch));
+  t.add(v + "embeddings.position_embedding", {1, P + 1, Dv}, 0.f, 0.02f);
+  t.norm(v + "embeddings.pre_layernorm", Dv, true);
+  for (int64_t l = 0; l < s.v_layers; ++l) {
+    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
+    t.norm(p + "input_layernorm", Dv, true);
+    t.norm(p + "post_attention_layernorm", Dv, true);
+    t.lin(p + "self_attn.query_key_value", 3 * Dv, Dv, true);
+    t.lin(p + "self_attn.dense", Dv, Dv, true);
+    t.lin(p + "mlp.fc1", s.v_inter, Dv, true);
+    t.lin(p + "mlp.fc2", Dv, s.v_inter, true);
+  }
+  t.norm(v + "post_layernorm", Dv, true);
+  const std::string a = "model.visual_abstractor.";
+  t.add(a + "query_embeds", {1, s.queries, Ha}, 0.f, 0.02f);
+  t.add(a + "vit_eos", {1, 1, s.t_hidden}, 0.f, 1.f);
+  t.lin(a + "visual_fc", s.t_hidden, Ha, true);
+  for (int64_t l = 0; l < s.b_layers; ++l) {
+    const std::string p = a + "encoder.layers." + std::to_string(l) + ".crossattention.";
+    t.norm(p + "norm1", Ha, true);
+    t.norm(p + "normk", Ha, true);
+    for (const char* n : {"query", "key", "value"}) t.lin(p + "attention." + n, Ha, Ha, true);
+    t.lin(p + "output.out_proj", Ha, Ha, true);
+    t.norm(p + "output.norm2", Ha, true);
+    t.lin(p + "output.mlp.w1", s.b_inter, Ha, true);
+    t.lin(p + "output.mlp.w3", s.b_inter, Ha, true);
+    t.lin(p + "output.mlp.w2", Ha, s.b_inter, true);
+    t.norm(p + "output.mlp.ffn_ln", s.b_inter, true);
+  }
+  t.llama("model.", "lm_head", s, true);
+  return t.t;
+}
+
+// A small bert-base-uncased-like vocab.txt: the special tokens at their BERT
+// ids, punctuation, digits, letters, the corpus words and "##" continuations.
+std::string bert_vocab(const std::vector<std::string>& corpus) {
+  std::vector<std::string> v = {"[PAD]"};
+  for (int i = 0; i < 99; ++i) v.push_back("[unused" + std::to_string(i) + "]");
+  for (const char* s : {"[UNK]", "[CLS]", "[SEP]", "[MASK]"}) v.push_back(s);
+  for (char c = 33; c < 127; ++c)
+    if (!std::isupper(static_cast<unsigned char>(c))) v.push_back(std::string(1, c));
+  std::set<std::string> words;
+  for (const std::string& line : corpus) {
+    std::string w;
+    for (char c : line + " ") {
+      if (std::isalnum(static_cast<unsigned char>(c))) {
+        w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      } else {
+        if (w.size() > 1) words.insert(w);
+        w.clear();
+      }
+    }
+  }
+  v.insert(v.end(), words.begin(), words.end());
+  for (char c = '0'; c <= 'z'; ++c)
+    if (std::isdigit(static_cast<unsigned char>(c)) || std::islower(static_cast<unsigned char>(c)))
+      v.push_back("##" + std::string(1, c));
+  std::string out;
+  for (auto& t : v) out += t + "\n";
+  return out;
+}
+
+void write_family_checkpoint(const RandomCheckpointOptions& opt, FamilyShape s,
+                             const std::function<void(size_t, size_t)>& progress) {
+  namespace fs = std::filesystem;
+  const fs::path out(opt.out);
+  fs::create_directories(out);
+  auto put_json = [&](const fs::path& path, const json& j) { write_file_atomic(path.string(), j.dump(2) + "\n"); };
+  auto patch_json = [&](const fs::path& path, const json& changes) {
+    json j = json::parse(read_file(path.string()));
+    for (auto& [k, v] : changes.items()) j[k] = v;
+    put_json(path, j);
+  };
+  const std::vector<std::string> corpus(std::begin(kTokenizerCorpus), std::end(kTokenizerCorpus));
+  const char* td = opt.dtype == DType::F32 ? "float32" : opt.dtype == DType::F16 ? "float16" : "bfloat16";
+
+  // LLaMA tokenizer: copied, or trained (InstructBLIP adds [PAD] and uses "</s>" as BOS and UNK).
+  if (!opt.tokenizer_from.empty()) {
+    for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"}) {
+      const fs::path src = fs::path(opt.tokenizer_from) / f;
+      if (fs::exists(src)) write_file_atomic((out / f).string(), read_file(src.string()));
+      else if (std::string(f) == "tokenizer.model") fail(src.string(), ": no such file (needed by --tokenizer-from)");
+    }
+    if (s.vocab == 0) s.vocab = Tokenizer::load(opt.out).vocab_size();
+  } else {
+    const std::string proto = train_sentencepiece(corpus, 1000);
+    write_hf_tokenizer(opt.out, proto, {});
+    const int32_t base = Tokenizer::load(opt.out).base_vocab_size();
+    if (s.iblip) {
+      const int32_t pad = s.vocab ? static_cast<int32_t>(s.vocab - 1) : base;
+      write_hf_tokenizer(opt.out, proto, {{"[PAD]", pad}});
+      const json sp = {{"bos_token", "</s>"}, {"eos_token", "</s>"}, {"unk_token", "</s>"}, {"pad_token", "[PAD]"}};
+      json cfg = sp;
+      cfg["legacy"] = true;
+      patch_json(out / "tokenizer_config.json", cfg);
+      put_json(out / "special_tokens_map.json", sp);
+      if (s.vocab == 0) s.vocab = pad + 1;
+    } else if (s.vocab == 0) {
+      s.vocab = base;
+    }
+  }
+
+  if (s.iblip) {
+    // Q-Former BERT tokenizer: copied when the source has one, else generated.
+    const fs::path qdir = out / "qformer_tokenizer", qsrc = fs::path(opt.tokenizer_from) / "qformer_tokenizer";
+    fs::create_directories(qdir);
+    int64_t q_vocab = 30523;
+    if (!opt.tokenizer_from.empty() && fs::exists(qsrc / "vocab.txt")) {
+      for (const auto& e : fs::directory_iterator(qsrc))
+        if (e.is_regular_file()) write_file_atomic((qdir / e.path().filename()).string(), read_file(e.path().string()));
+    } else {
+      const std::string vocab = bert_vocab(corpus);
+      const int64_t n = std::count(vocab.begin(), vocab.end(), '\n');
+      write_file_atomic((qdir / "vocab.txt").string(), vocab);
+      put_json(qdir / "added_tokens.json", {{"[DEC]", n}});
+      const json sp = {{"bos_token", "[DEC]"}, {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"},
+                       {"pad_token", "[PAD]"}, {"sep_token", "[SEP]"},  {"unk_token", "[UNK]"}};
+      put_json(qdir / "special_tokens_map.json", sp);
+      json cfg = sp;
+      cfg.update({{"do_basic_tokenize", true}, {"do_lower_case", true}, {"model_max_length", 512},
+                  {"strip_accents", nullptr}, {"tokenize_chinese_chars", true}, {"tokenizer_class", "BertTokenizer"}});
+      put_json(qdir / "tokenizer_config.json", cfg);
+      if (s.vocab < 1000) q_vocab = n + 1;  // tiny preset: sized to the generated vocab
+    }
+    put_json(out / "config.json",
+             {{"architectures", {"InstructBlipForConditionalGeneration"}},
+              {"model_type", "instructblip"},
+              {"num_query_tokens", s.queries},
+              {"qformer_config",
+               {{"cross_attention_frequency", s.cross_freq}, {"encoder_hidden_size", s.v_hidden},
+                {"hidden_act", "gelu"}, {"hidden_size", s.b_hidden}, {"intermediate_size", s.b_inter},
+                {"layer_norm_eps", 1e-12}, {"max_position_embeddings", 512}, {"model_type", "instructblip_qformer"},
+                {"num_attention_heads", s.b_heads}, {"num_hidden_layers", s.b_layers}, {"pad_token_id", 0},
+                {"position_embedding_type", "absolute"}, {"vocab_size", q_vocab}}},
+              {"text_config",
+               {{"architectures", {"LLaMAForCausalLM"}}, {"bos_token_id", 0}, {"eos_token_id", 1},
+                {"hidden_act", "silu"}, {"hidden_size", s.t_hidden}, {"intermediate_size", s.t_inter},
+                {"max_position_embeddings", 2048}, {"model_type", "llama"}, {"num_attention_heads", s.t_heads},
+                {"num_hidden_layers", s.t_layers}, {"num_key_value_heads", s.t_heads}, {"pad_token_id", -1},
+                {"rms_norm_eps", s.rms_eps}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
+                {"torch_dtype", "float16"}, {"vocab_size", s.vocab}}},
+              {"tie_word_embeddings", false},
+              {"torch_dtype", td},
+              {"use_decoder_only_language_model", true},
+              {"vision_config",
+               {{"hidden_act", "gelu"}, {"hidden_size", s.v_hidden}, {"image_size", s.image},
+                {"intermediate_size", s.v_inter}, {"layer_norm_eps", 1e-6}, {"model_type", "instructblip_vision_model"},
+                {"num_attention_heads", s.v_heads}, {"num_hidden_layers", s.v_layers}, {"patch_size", s.patch},
+                {"qkv_bias", true}}}});
+    put_json(out / "preprocessor_config.json",
+             {{"do_convert_rgb", true}, {"do_normalize", true}, {"do_rescale", true}, {"do_resize", true},
+              {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_processor_type", "BlipImageProcessor"},
+              {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"processor_class", "InstructBlipProcessor"},
+              {"resample", 3}, {"rescale_factor", 1.0 / 255.0}, {"size", {{"height", s.image}, {"width", s.image}}}});
+    write_tensors(opt, instructblip_tensors(s, q_vocab, opt.dtype), progress);
+    return;
+  }
+
+  json config = {{"architectures", {"MPLUGOwl2LlamaForCausalLM"}}, {"attention_bias", false}, {"bos_token_id", 1},
+                 {"eos_token_id", 2}, {"hidden_act", "silu"}, {"hidden_size", s.t_hidden},
+                 {"intermediate_size", s.t_inter}, {"max_position_embeddings", 4096}, {"model_type", "mplug_owl2"},
+                 {"num_attention_heads", s.t_heads}, {"num_hidden_layers", s.t_layers},
+                 {"num_key_value_heads", s.t_heads}, {"pad_token_id", nullptr}, {"rms_norm_eps", s.rms_eps},
+                 {"rope_scaling", nullptr}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
+                 {"torch_dtype", td}, {"vocab_size", s.vocab}};
+  config["visual_config"] = {
+      {"visual_abstractor",
+       {{"encoder_hidden_size", s.v_hidden}, {"grid_size", s.image / s.patch}, {"hidden_size", s.b_hidden},
+        {"intermediate_size", s.b_inter}, {"layer_norm_eps", 1e-6}, {"model_type", "mplug_owl_visual_abstract"},
+        {"num_attention_heads", s.b_heads}, {"num_hidden_layers", s.b_layers}, {"num_learnable_queries", s.queries}}},
+      {"visual_model",
+       {{"hidden_act", "quick_gelu"}, {"hidden_size", s.v_hidden}, {"image_size", s.image},
+        {"intermediate_size", s.v_inter}, {"layer_norm_eps", 1e-6}, {"model_type", "mplug_owl_vision_model"},
+        {"num_attention_heads", s.v_heads}, {"num_channels", 3}, {"num_hidden_layers", s.v_layers},
+        {"patch_size", s.patch}}}};
+  put_json(out / "config.json", config);
+  put_json(out / "preprocessor_config.json",
+           {{"crop_size", s.image}, {"do_center_crop", true}, {"do_normalize", true}, {"do_resize", true},
+            {"feature_extractor_type", "CLIPFeatureExtractor"}, {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+            {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"resample", 3}, {"size", s.image}});
+  put_json(out / "generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}});
+  write_tensors(opt, owl2_tensors(s, opt.dtype), progress);
+}
+
 }  // namespace
 
-std::vector<std::string> random_presets() { return {"tiny", "llava-1.5-7b", "llava-1.5-13b"}; }
+std::vector<std::string> random_presets() {
+  return {"tiny", "llava-1.5-7b", "llava-1.5-13b", "tiny-instructblip", "instructblip-vicuna-7b", "tiny-owl2",
+          "mplug-owl2-7b"};
+}
 
 void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::function<void(size_t, size_t)>& progress) {
   namespace fs = std::filesystem;
   if (opt.out.empty()) fail("--out: an output directory is required");
+  FamilyShape fam;
+  if (family_shape(opt.preset, &fam)) return write_family_checkpoint(opt, fam, progress);
   LlavaShape s = llava_shape(opt.preset);
   fs::create_directories(opt.out);
   auto put_json = [&](const std::string& name, const json& j) {
@@ -199,36 +536,7 @@ void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::func
   put_json("preprocessor_config.json", clip_preprocessor(s.image));
   put_json("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad_id}});
 
-  std::vector<Init> inits = llava_tensors(s, opt.dtype);
-  std::vector<TensorSpec> specs;
-  size_t total = 0;
-  for (auto& i : inits) {
-    specs.push_back(i.spec);
-    total += i.spec.nbytes();
-  }
-  size_t done = 0;
-  const int64_t chunk = 1 << 20;
-  std::vector<float> f32(chunk);
-  std::vector<uint8_t> bytes(chunk * 4);
-  write_safetensors((fs::path(opt.out) / "model.safetensors").string(), specs, {{"format", "pt"}},
-                    [&](const TensorSpec& spec, std::FILE* out) {
-                      size_t k = 0;
-                      while (inits[k].spec.name != spec.name) ++k;
-                      const Init& in = inits[k];
-                      const int64_t n = static_cast<int64_t>(spec.nbytes() / dtype_size(spec.dtype));
-                      const uint64_t base = mix(opt.seed ^ mix(k + 1));
-                      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-                        const int64_t m = std::min(chunk, n - c0);
-#pragma omp parallel for num_threads(num_threads())
-                        for (int64_t i = 0; i < m; ++i)
-                          f32[i] = in.center + in.std * approx_normal(mix(base + static_cast<uint64_t>(c0 + i)));
-                        convert_from_f32(spec.dtype, f32.data(), bytes.data(), m);
-                        const size_t nb = static_cast<size_t>(m) * dtype_size(spec.dtype);
-                        if (std::fwrite(bytes.data(), 1, nb, out) != nb) fail(opt.out, ": write failed (disk full?)");
-                        done += nb;
-                        if (progress) progress(done, total);
-                      }
-                    });
+  write_tensors(opt, llava_tensors(s, opt.dtype), progress);
 }
 
 }  // namespace mmn

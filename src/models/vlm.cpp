@@ -2,13 +2,28 @@
 
 #include <filesystem>
 
+#include "models/instructblip.h"
 #include "models/llava.h"
+#include "models/mplug_owl2.h"
 #include "util/error.h"
 
 namespace mmn {
 
 void Trace::add(std::string name, std::vector<int64_t> shape, std::vector<float> data) {
-  arrays.push_back({std::move(name), std::move(shape), std::move(data)});
+  Array a;
+  a.name = std::move(name);
+  a.shape = std::move(shape);
+  a.data = std::move(data);
+  arrays.push_back(std::move(a));
+}
+
+void Trace::add_ints(std::string name, std::vector<int64_t> shape, std::vector<int64_t> data) {
+  Array a;
+  a.name = std::move(name);
+  a.shape = std::move(shape);
+  a.is_int = true;
+  a.ints = std::move(data);
+  arrays.push_back(std::move(a));
 }
 
 const Trace::Array* Trace::find(const std::string& name) const {
@@ -46,8 +61,15 @@ std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) fail(dir, ": model directory not found");
   JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
   const std::string type = config.get_string("model_type");
+  std::string arch;
+  if (config.json().contains("architectures") && config.json()["architectures"].is_array() &&
+      !config.json()["architectures"].empty() && config.json()["architectures"][0].is_string())
+    arch = config.json()["architectures"][0].get<std::string>();
   if (type == "llava") return LlavaModel::load(dir, config);
-  config.fail_key("model_type", "is '" + type + "'; supported: llava");
+  if (type == "instructblip" || arch == "InstructBlipForConditionalGeneration")
+    return InstructBlipModel::load(dir, config);
+  if (type == "mplug_owl2" || arch == "MPLUGOwl2LlamaForCausalLM") return MplugOwl2Model::load(dir, config);
+  config.fail_key("model_type", "is '" + type + "'; supported: llava, instructblip, mplug_owl2");
 }
 
 }  // namespace mmn

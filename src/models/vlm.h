@@ -16,14 +16,18 @@ namespace mmn {
 
 // Named float arrays recorded while encoding an image (for --dump and tests):
 // e.g. "vision_hidden_states" [Lv+1, 1+P, Dv], "image_features" [P, D].
+// Integer arrays (token ids, modality flags) go to `ints` and are dumped as int64.
 struct Trace {
   struct Array {
     std::string name;
     std::vector<int64_t> shape;
     std::vector<float> data;
+    bool is_int = false;
+    std::vector<int64_t> ints;  // when is_int
   };
   std::vector<Array> arrays;
   void add(std::string name, std::vector<int64_t> shape, std::vector<float> data);
+  void add_ints(std::string name, std::vector<int64_t> shape, std::vector<int64_t> data);
   const Array* find(const std::string& name) const;
 };
 
@@ -50,7 +54,11 @@ class VisionLanguageModel {
   // Full prompt text with the image placeholder (before tokenization).
   virtual std::string prompt(const PromptText& p) const = 0;
   virtual PreprocessedImage preprocess(const ImageU8& img) const = 0;
-  // Image → LLM-space tokens [image_tokens(), D]. trace (optional) records intermediates.
+  // Image → its prompt-independent encoding, which build_inputs consumes: the
+  // LLM-space tokens [image_tokens(), D] for LLaVA and mPLUG-Owl2; for
+  // InstructBLIP, whose Q-Former reads the instruction, the vision tower output
+  // (the Q-Former and projection then run in build_inputs). trace (optional)
+  // records intermediates.
   virtual std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const = 0;
   virtual int64_t image_tokens() const = 0;
   // Side of the square patch grid behind the image tokens, 0 when the tokens

@@ -1,0 +1,204 @@
+// LLaVA-1.5 end-to-end benchmark (not a test): image encode, prefill, per-token
+// decode and peak RSS on a checkpoint (e.g. `make-random --preset llava-1.5-7b
+// --dtype bf16`), and in the same run the GEMM library's own throughput on the
+// same shapes and a memory-bandwidth probe, so the figures are ratios:
+//   prefill efficiency = our prefill FLOP/s ÷ OpenBLAS sgemm FLOP/s (same shapes)
+//   decode efficiency  = weight bytes streamed per second ÷ measured bandwidth
+// Usage: bench_llava --model DIR [--image FILE] [--repeats N] [--decode-tokens N]
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+#include "kernels/threading.h"
+#include "models/generate.h"
+#include "models/vlm.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+using namespace mmn;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Streams a buffer much larger than the caches with all threads; GB/s.
+double bandwidth_gbs(size_t bytes, int repeats) {
+  const size_t n = bytes / sizeof(float);
+  float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+#pragma omp parallel for num_threads(num_threads())
+  for (size_t i = 0; i < n; ++i) buf[i] = static_cast<float>(i & 1023);
+  std::vector<double> t;
+  volatile float sink = 0;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    float total = 0;
+#pragma omp parallel num_threads(num_threads()) reduction(+ : total)
+    {
+      __m512 acc = _mm512_setzero_ps();
+#pragma omp for
+      for (size_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_load_ps(buf + i));
+      total += _mm512_reduce_add_ps(acc);
+    }
+    t.push_back(secs(t0));
+    sink = sink + total;
+  }
+  std::free(buf);
+  return static_cast<double>(bytes) / median(t) / 1e9;
+}
+
+// OpenBLAS sgemm (all threads, fp32 weights) on y[M,N] = x[M,K]·Wᵀ; seconds (median).
+double library_gemm_s(int64_t M, int64_t N, int64_t K, int repeats) {
+  std::vector<float> x(M * K, 0.01f), w(N * K, 0.02f), y(M * N);
+  openblas_set_num_threads(num_threads());
+  std::vector<double> t;
+  for (int r = 0; r < repeats + 1; ++r) {
+    auto t0 = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, y.data(), N);
+    if (r) t.push_back(secs(t0));  // first call warms up
+  }
+  openblas_set_num_threads(1);
+  return median(t);
+}
+
+struct Args {
+  std::string model, image = "assets/sample.png";
+  int repeats = 3, decode_tokens = 16;
+};
+
+// Captions once in a child process and returns its peak RSS in bytes.
+long child_peak_rss(const Args& a) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto model = load_model(a.model);
+    PreprocessedImage px = model->preprocess(load_image(a.image));
+    PromptInputs in = model->build_inputs({}, model->encode_image(px, nullptr), nullptr);
+    GenerateOptions opt;
+    opt.max_new_tokens = a.decode_tokens;
+    opt.stop_at_eos = false;
+    generate(*model, in, opt);
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  struct rusage ru {};
+  getrusage(RUSAGE_CHILDREN, &ru);
+  return ru.ru_maxrss * 1024L;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "error: %s needs a value\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--model") a.model = next();
+    else if (k == "--image") a.image = next();
+    else if (k == "--repeats") a.repeats = std::stoi(next());
+    else if (k == "--decode-tokens") a.decode_tokens = std::stoi(next());
+    else {
+      std::fprintf(stderr, "error: unknown option %s\nusage: bench_llava --model DIR [--image FILE] [--repeats N] [--decode-tokens N]\n", k.c_str());
+      return 2;
+    }
+  }
+  if (a.model.empty()) {
+    std::fprintf(stderr, "error: --model is required\n");
+    return 2;
+  }
+  try {
+    init_threads();
+    std::printf("threads: %d\n", num_threads());
+    const long rss = child_peak_rss(a);
+
+    auto t0 = Clock::now();
+    auto model = load_model(a.model);
+    const double load_s = secs(t0);
+    const LlamaConfig& c = model->decoder().config();
+    PreprocessedImage px = model->preprocess(load_image(a.image));
+
+    std::vector<double> enc_t, pre_t, dec_t;
+    std::vector<float> feats;
+    for (int r = 0; r < a.repeats; ++r) {
+      auto t1 = Clock::now();
+      feats = model->encode_image(px, nullptr);
+      enc_t.push_back(secs(t1));
+    }
+    PromptInputs in = model->build_inputs({}, feats, nullptr);
+    for (int r = 0; r < a.repeats; ++r) {
+      GenerateOptions opt;
+      opt.max_new_tokens = a.decode_tokens;
+      opt.stop_at_eos = false;
+      GenerateResult g = generate(*model, in, opt);
+      pre_t.push_back(g.prefill_s);
+      if (g.decode_tokens > 0) dec_t.push_back(g.decode_s / g.decode_tokens);
+    }
+    const double enc = median(enc_t), pre = median(pre_t), dec = median(dec_t);
+
+    // FLOPs of one prefill: decoder linears + attention scores/values (as computed: full S×S per head) + last-row lm_head.
+    const double S = static_cast<double>(in.seq_len), D = c.hidden, I = c.intermediate;
+    const double KV = static_cast<double>(c.n_kv_heads) * c.head_dim;
+    const double lin_per_row = 2.0 * (2 * D * D + 2 * D * KV + 3 * D * I);
+    const double lin_flops = c.n_layers * S * lin_per_row;
+    const double attn_flops = c.n_layers * 4.0 * S * S * D;
+    const double prefill_flops = lin_flops + attn_flops + 2.0 * D * c.vocab;
+
+    // The library on the same shapes, weighted as a prefill uses them.
+    const int64_t M = in.seq_len;
+    double lib_s = 0;
+    lib_s += 2 * library_gemm_s(M, c.hidden, c.hidden, a.repeats);      // q, o
+    lib_s += 2 * library_gemm_s(M, static_cast<int64_t>(KV), c.hidden, a.repeats);  // k, v
+    lib_s += 2 * library_gemm_s(M, c.intermediate, c.hidden, a.repeats);  // gate, up
+    lib_s += library_gemm_s(M, c.hidden, c.intermediate, a.repeats);      // down
+    const double lib_flops_s = M * lin_per_row / lib_s;
+    const double ours_flops_s = prefill_flops / pre;
+
+    // Decode streams every decoder weight and the lm_head once per token.
+    const Weight& dw = model->decoder().layer(0).down.w;
+    const double bytes_per_token =
+        c.n_layers * (2 * D * D + 2 * D * KV + 3 * D * I) * dw.elem_size() + D * c.vocab * dw.elem_size();
+    const double bw = bandwidth_gbs(size_t{2} << 30, 5) * 1e9;
+    const double dec_bytes_s = bytes_per_token / dec;
+
+    const double ck = static_cast<double>(model->checkpoint().total_bytes());
+    std::printf("model: %s (%s weights, %.2f GB)\n", a.model.c_str(), dtype_name(dw.dtype), ck / 1e9);
+    std::printf("load (mmap + index):  %.3f s\n", load_s);
+    std::printf("image encode:         %.3f s (median of %d)\n", enc, a.repeats);
+    std::printf("prefill:              %.3f s for %lld tokens (median of %d), %.1f GFLOP/s\n", pre,
+                static_cast<long long>(in.seq_len), a.repeats, ours_flops_s / 1e9);
+    std::printf("decode:               %.3f s/token (median over %d tokens x %d runs), %.2f GB/s of weights\n", dec,
+                a.decode_tokens - 1, a.repeats, dec_bytes_s / 1e9);
+    std::printf("library sgemm:        %.1f GFLOP/s on the prefill shapes (OpenBLAS, %d threads, fp32)\n",
+                lib_flops_s / 1e9, num_threads());
+    std::printf("memory bandwidth:     %.2f GB/s (streaming read, %d threads)\n", bw / 1e9, num_threads());
+    std::printf("peak RSS (caption):   %.2f GB = checkpoint + %.2f GB\n", rss / 1e9, (rss - ck) / 1e9);
+    std::printf("prefill efficiency:   %.2f (achieved FLOP/s / library FLOP/s)\n", ours_flops_s / lib_flops_s);
+    std::printf("decode efficiency:    %.2f (weight bytes/s / measured bandwidth)\n", dec_bytes_s / bw);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,169 @@
+// mmneuron find: the paper's procedure end to end on images or a dataset.
+// Writes RUN/<image-id>/result.json (+ neurons.npy, heatmaps) and RUN/run.json;
+// rerunning resumes (finished images are skipped); every file is atomic.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/find_output.h"
+#include "io/atomic_file.h"
+#include "io/dataset.h"
+#include "io/image.h"
+#include "kernels/threading.h"
+#include "neurons/find.h"
+#include "neurons/wordnet.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace mmn::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct FindArgs {
+  std::string model, images_dir, dataset, images_root, out, activation = "act", tokens = "nouns", nouns, shard = "0/1";
+  std::vector<std::string> images;
+  int64_t top_k = 1000, start = 0, end = -1;
+  int max_new_tokens = 50, threads = 0, random_baseline = 0;
+  int64_t shuffle_seed = -1;
+  bool heatmaps = false, fold_norm_gain = false;
+  std::string query = PromptText{}.query, prefix = PromptText{}.prefix;
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string w = s.substr(i, j - i);
+    while (!w.empty() && w.front() == ' ') w.erase(w.begin());
+    while (!w.empty() && w.back() == ' ') w.pop_back();
+    if (!w.empty()) out.push_back(w);
+    i = j + 1;
+  }
+  return out;
+}
+
+void run_find(const FindArgs& a) {
+  init_threads(a.threads);
+  const int sources = !a.images.empty() + !a.images_dir.empty() + !a.dataset.empty();
+  if (sources != 1) fail("give exactly one of --image, --images or --dataset");
+  int shard_i = 0, shard_n = 1;
+  if (std::sscanf(a.shard.c_str(), "%d/%d", &shard_i, &shard_n) != 2)
+    fail("--shard: expected i/N (e.g. 0/4), got '", a.shard, "'");
+  if (a.tokens != "nouns" && a.tokens != "all") fail("--tokens: expected nouns or all, got '", a.tokens, "'");
+
+  FindOptions opt;
+  opt.prompt = {a.query, a.prefix};
+  opt.max_new_tokens = a.max_new_tokens;
+  opt.top_k = a.top_k;
+  opt.activation = parse_activation_variant(a.activation);
+  opt.fold_norm_gain = a.fold_norm_gain;
+  opt.all_tokens = a.tokens == "all";
+  opt.nouns = split_commas(a.nouns);
+  opt.heatmaps = a.heatmaps;
+  if (a.shuffle_seed >= 0) opt.shuffle_seed = static_cast<uint64_t>(a.shuffle_seed);
+  opt.random_baseline = a.random_baseline;
+  if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
+  if (a.random_baseline < 0) fail("--random-baseline must be >= 0");
+
+  std::vector<DatasetItem> all;
+  if (!a.images.empty()) {
+    for (auto& p : a.images) all.push_back({"", p, ""});
+    // Ids from file names, made unique.
+    std::map<std::string, int> seen;
+    for (auto& it : all) {
+      std::string base = fs::path(it.image_path).stem().string();
+      for (auto& ch : base)
+        if (!isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') ch = '_';
+      int n = seen[base]++;
+      it.id = n ? base + "-" + std::to_string(n) : base;
+    }
+  } else if (!a.images_dir.empty()) {
+    all = list_image_dir(a.images_dir);
+  } else {
+    all = load_dataset(a.dataset, a.images_root);
+  }
+  std::vector<DatasetItem> items = select_items(all, a.start, a.end, shard_i, shard_n);
+
+  auto model = load_model(a.model);
+  if (opt.top_k > static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate)
+    fail("--top-k ", opt.top_k, " is larger than the model's ",
+         static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,
+         " FFN neurons");
+  std::unique_ptr<WordNet> wordnet;
+  if (!opt.all_tokens && opt.nouns.empty()) wordnet = std::make_unique<WordNet>(WordNet::load());
+
+  RunInfo info = make_run_info(*model, opt, a.model);
+  check_or_write_run_json(a.out, info, shard_i, shard_n);
+
+  Explainer explainer(*model, opt.explain_tokens);
+  Progress bar("find", static_cast<int64_t>(items.size()), "images");
+  int64_t done = 0, skipped = 0, failed = 0;
+  for (const auto& item : items) {
+    const fs::path dir = fs::path(a.out) / item.id;
+    if (fs::exists(dir / "result.json")) {
+      ++skipped;
+      bar.update(++done, item.id + " (done before)");
+      continue;
+    }
+    ImageU8 img;
+    try {
+      img = load_image(item.image_path);
+    } catch (const Error& e) {
+      // Unreadable images are logged and skipped; the run goes on.
+      std::fprintf(stderr, "warning: skipping %s: %s\n", item.image_path.c_str(), e.what());
+      write_file_atomic((dir / "error.txt").string(), std::string(e.what()) + "\n");
+      ++failed;
+      bar.update(++done, item.id + " (unreadable)");
+      continue;
+    }
+    ImageFindResult r = find_neurons(*model, wordnet.get(), img, opt);
+    write_image_outputs(dir.string(), item, *model, opt, r, explainer);
+    std::error_code ec;
+    fs::remove(dir / "error.txt", ec);
+    bar.update(++done, item.id);
+  }
+  bar.finish();
+  std::fprintf(stderr, "find: %lld images analysed, %lld already done, %lld unreadable; results in %s\n",
+               static_cast<long long>(done - skipped - failed), static_cast<long long>(skipped),
+               static_cast<long long>(failed), a.out.c_str());
+}
+
+}  // namespace
+
+void register_find(CLI::App& app) {
+  auto a = std::make_shared<FindArgs>();
+  CLI::App* cmd = app.add_subcommand("find", "Find the multi-modal neurons of each noun of each caption");
+  cmd->add_option("--model", a->model, "Checkpoint directory")->required();
+  cmd->add_option("--image", a->images, "Image file(s)");
+  cmd->add_option("--images", a->images_dir, "Folder of images (.png/.jpg)");
+  cmd->add_option("--dataset", a->dataset, "Dataset file: SBU-style JSON or JSONL {\"image\":…, \"caption\":…}");
+  cmd->add_option("--images-root", a->images_root, "Folder the dataset's images are resolved against");
+  cmd->add_option("--out", a->out, "Run directory (rerun to resume)")->required();
+  cmd->add_option("--top-k", a->top_k, "Neurons kept per noun")->capture_default_str();
+  cmd->add_option("--activation", a->activation, "act = SiLU(gate) (the reference), swiglu = SiLU(gate)*up")
+      ->capture_default_str();
+  cmd->add_flag("--fold-norm-gain", a->fold_norm_gain, "Multiply U[t] by the final RMSNorm weight");
+  cmd->add_option("--tokens", a->tokens, "nouns (default) or all: every generated token")->capture_default_str();
+  cmd->add_option("--nouns", a->nouns, "Comma-separated nouns to use instead of WordNet tagging");
+  cmd->add_flag("--heatmaps", a->heatmaps, "Write activation heatmaps and masks over the image");
+  cmd->add_option("--shuffle-image-tokens", a->shuffle_seed, "Permute the image tokens with this seed (control)");
+  cmd->add_option("--random-baseline", a->random_baseline, "Also store N uniform and N layer-matched random neurons")
+      ->capture_default_str();
+  cmd->add_option("--start", a->start, "First dataset index")->capture_default_str();
+  cmd->add_option("--end", a->end, "One past the last dataset index (-1 = all)")->capture_default_str();
+  cmd->add_option("--shard", a->shard, "Process shard i of N (i/N)")->capture_default_str();
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum caption length")->capture_default_str();
+  cmd->add_option("--query", a->query, "User query")->capture_default_str();
+  cmd->add_option("--prefix", a->prefix, "Assistant prefix")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  cmd->callback([a] { run_find(*a); });
+}
+
+}  // namespace mmn::cli

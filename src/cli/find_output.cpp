@@ -1,0 +1,187 @@
+#include "cli/find_output.h"
+
+#include <filesystem>
+
+#include "io/atomic_file.h"
+#include "io/image.h"
+#include "io/npy.h"
+#include "neurons/heatmap.h"
+#include "util/error.h"
+
+namespace mmn::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, const std::string& model_dir) {
+  RunInfo info;
+  std::error_code ec;
+  fs::path abs = fs::weakly_canonical(model_dir, ec);
+  json o = {{"top_k", opt.top_k},
+            {"activation", activation_variant_name(opt.activation)},
+            {"fold_norm_gain", opt.fold_norm_gain},
+            {"tokens", opt.all_tokens ? "all" : "nouns"},
+            {"nouns", opt.nouns},
+            {"heatmaps", opt.heatmaps},
+            {"shuffle_image_tokens", opt.shuffle_seed ? json(*opt.shuffle_seed) : json(nullptr)},
+            {"random_baseline", opt.random_baseline},
+            {"max_new_tokens", opt.max_new_tokens},
+            {"query", opt.prompt.query},
+            {"prefix", opt.prompt.prefix},
+            {"explain_tokens", opt.explain_tokens}};
+  const LlamaConfig& c = model.decoder().config();
+  info.json = {{"tool", "mmneuron"},
+               {"version", MMN_VERSION},
+               {"model", ec ? model_dir : abs.string()},
+               {"family", model.family()},
+               {"layers", c.n_layers},
+               {"units_per_layer", c.intermediate},
+               {"image_tokens", model.image_tokens()},
+               {"grid_side", model.grid_side()},
+               {"options", o}};
+  return info;
+}
+
+void check_or_write_run_json(const std::string& run_dir, const RunInfo& info, int shard_i, int shard_n) {
+  const fs::path p = fs::path(run_dir) / "run.json";
+  json want = info.json;
+  want["shard"] = std::to_string(shard_i) + "/" + std::to_string(shard_n);
+  if (fs::exists(p)) {
+    json have;
+    try {
+      have = json::parse(read_file(p.string()));
+    } catch (const json::parse_error&) {
+      fail(p.string(), ": not valid JSON (not a find run?)");
+    }
+    for (const char* key : {"model", "options", "shard"})
+      if (!have.contains(key) || have[key] != want[key])
+        fail(p.string(), ": this run was made with a different ", key, " (", have.value(key, json()).dump(),
+             "); use another --out to change settings");
+    return;
+  }
+  write_file_atomic(p.string(), want.dump(2) + "\n");
+}
+
+namespace {
+
+json neuron_list(const std::vector<NeuronEntry>& ns) {
+  json out = json::array();
+  for (auto& n : ns) out.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}});
+  return out;
+}
+
+std::string safe_name(const std::string& w) {
+  std::string s;
+  for (char c : w) s += isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return s.empty() ? "token" : s;
+}
+
+// Heatmaps of one concept: the top-5 neurons' maps and the averaged maps over
+// the top {1,10,50,100,500,1000}, as JET overlays and 95th-percentile masks on
+// the model's input image, plus the raw grid maps in maps.npy.
+void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const FindOptions& opt,
+                    const ImageFindResult& r, const ConceptResult& cr) {
+  const int g = model.grid_side();
+  const int64_t P = r.image_tokens;
+  const size_t n_all = std::min<size_t>(cr.neurons.size(), 1000);
+  std::vector<NeuronEntry> top(cr.neurons.begin(), cr.neurons.begin() + n_all);
+  std::vector<float> maps = neuron_image_maps(model, r, top, opt.activation);
+  std::vector<float> raw;  // [n_maps, P]
+  json index = json::array();
+  const ImageU8& base = r.image.cropped;
+  auto emit = [&](const std::string& name, const std::vector<float>& m, json meta) {
+    raw.insert(raw.end(), m.begin(), m.end());
+    meta["name"] = name;
+    if (g > 0) {
+      std::vector<float> up = upsample_bilinear(m.data(), g, g, base.height, base.width);
+      write_png((dir / (name + ".png")).string(), overlay(base, up, 0.5f));
+      write_png((dir / (name + "_mask.png")).string(), mask_image(base, mask_above_percentile(up, 95.0)));
+    } else {
+      write_png((dir / (name + ".png")).string(), bar_chart(m, 480, 200));
+    }
+    index.push_back(meta);
+  };
+  for (size_t i = 0; i < std::min<size_t>(5, n_all); ++i) {
+    std::vector<float> m(maps.begin() + i * P, maps.begin() + (i + 1) * P);
+    emit("neuron" + std::to_string(i + 1) + "_L" + std::to_string(top[i].layer) + "_U" + std::to_string(top[i].unit),
+         m, {{"rank", i + 1}, {"layer", top[i].layer}, {"unit", top[i].unit}});
+  }
+  for (int k : {1, 10, 50, 100, 500, 1000}) {
+    if (static_cast<size_t>(k) > n_all) break;
+    std::vector<float> m(P, 0.f);
+    for (int i = 0; i < k; ++i)
+      for (int64_t p = 0; p < P; ++p) m[p] += maps[i * P + p];
+    for (auto& v : m) v /= static_cast<float>(k);
+    emit("mean_top" + std::to_string(k), m, {{"top", k}});
+  }
+  const int64_t n_maps = static_cast<int64_t>(raw.size()) / P;
+  if (g > 0)
+    write_npy((dir / "maps.npy").string(), raw.data(), {n_maps, g, g});
+  else
+    write_npy((dir / "maps.npy").string(), raw.data(), {n_maps, P});
+  write_file_atomic((dir / "maps.json").string(), index.dump(2) + "\n");
+}
+
+}  // namespace
+
+void write_image_outputs(const std::string& dir_s, const DatasetItem& item, const VisionLanguageModel& model,
+                         const FindOptions& opt, const ImageFindResult& r, Explainer& explainer) {
+  const fs::path dir(dir_s);
+  fs::create_directories(dir);
+  // Explanations only for the reported neurons, all concepts at once.
+  std::vector<std::pair<int, int>> ids;
+  for (auto& cr : r.concepts)
+    for (auto& n : cr.neurons) ids.emplace_back(n.layer, n.unit);
+  std::vector<std::vector<int32_t>> tops = explainer.explain(ids);
+
+  json nouns = json::array();
+  std::vector<float> flat;
+  size_t k = 0;
+  for (auto& cr : r.concepts) {
+    json ns = json::array();
+    for (auto& n : cr.neurons) {
+      json toks = json::array(), tok_ids = json::array();
+      for (int32_t t : tops[k]) {
+        toks.push_back(explainer.token_text(t));
+        tok_ids.push_back(t);
+      }
+      ++k;
+      ns.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}, {"top_tokens", toks},
+                    {"top_token_ids", tok_ids}});
+      flat.insert(flat.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
+    }
+    json entry = {{"word", cr.word}, {"lemma", cr.lemma}, {"token_id", cr.token_id}, {"step", cr.step},
+                  {"neurons", ns}};
+    if (opt.random_baseline > 0) {
+      entry["random_uniform"] = neuron_list(cr.random_uniform);
+      entry["random_layer_matched"] = neuron_list(cr.random_layer_matched);
+    }
+    nouns.push_back(entry);
+  }
+  json res = {{"image", item.image_path},
+              {"id", item.id},
+              {"caption", r.caption},
+              {"prompt_ids", r.prompt_ids},
+              {"generated_ids", r.generated_ids},
+              {"nouns", nouns},
+              {"skipped_nouns", r.skipped_nouns},
+              {"timings", {{"prefill_s", r.prefill_s}, {"decode_s", r.decode_s}, {"score_s", r.score_s}}}};
+  if (!item.caption.empty()) res["reference_caption"] = item.caption;
+  if (!r.permutation.empty()) res["permutation"] = r.permutation;
+
+  if (!r.concepts.empty())
+    write_npy((dir / "neurons.npy").string(), flat.data(),
+              {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].neurons.size()), 3});
+  if (opt.heatmaps) {
+    write_png((dir / "input.png").string(), r.image.cropped);
+    for (auto& cr : r.concepts) {
+      fs::path hd = dir / "heatmaps" / (std::to_string(cr.step) + "_" + safe_name(cr.word));
+      fs::create_directories(hd);
+      write_heatmaps(hd, model, opt, r, cr);
+    }
+  }
+  // result.json last: its presence marks the image finished.
+  write_file_atomic((dir / "result.json").string(), res.dump(1) + "\n");
+}
+
+}  // namespace mmn::cli

@@ -1,0 +1,77 @@
+// A LLaVA-1.5 checkpoint (Hugging Face layout) opened for training: the same
+// blocks the inference engine runs (ClipVisionTower, projector LinearW pair,
+// LlamaDecoder), loaded by their own loaders, with their parameters taken over
+// as fp32 by a ParamStore. Forward passes record tapes; backward passes walk
+// them. The assembly mirrors LlavaModel::encode_image / build_inputs, and
+// tests check that both give the same logits.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grad/params.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "models/clip.h"
+#include "models/llama.h"
+
+namespace mmn {
+
+// One training example: preprocessed pixels and the token ids of the prompt
+// (with one image placeholder) followed by the answer; the loss covers the ids
+// from `target_from` on (each predicted from the rows before it).
+struct LlavaSample {
+  std::vector<float> pixels;  // CHW [3, S, S]
+  std::vector<int32_t> ids;
+  int64_t target_from = 0;
+};
+
+class TrainableLlava {
+ public:
+  // Opens the checkpoint directory (config.json, preprocessor_config.json,
+  // tokenizer, model.safetensors) and copies every parameter into fp32.
+  static std::unique_ptr<TrainableLlava> load(const std::string& dir);
+
+  // Forward (and, when g is non-null, backward) over one sample. Returns the
+  // summed cross-entropy over its targets; gradients of scale × that sum are
+  // added to g. n_targets (optional) receives the number of targets.
+  double step(const LlavaSample& s, GradSink* g, float scale, int64_t* n_targets = nullptr) const;
+
+  // Logits [rows, V] of every row of the merged sequence (tests: compare with
+  // the inference path).
+  std::vector<float> logits(const LlavaSample& s) const;
+
+  // Writes model.safetensors (F32) into dir atomically: every tensor of the
+  // source checkpoint, trained ones with their current values.
+  void save_weights(const std::string& dir) const;
+
+  ParamStore& params() { return store_; }
+  const ParamStore& params() const { return store_; }
+  const Tokenizer& tokenizer() const { return *tok_; }
+  const ImageProcessorConfig& image_processor() const { return proc_; }
+  const LlamaDecoder& decoder() const { return *dec_; }
+  int32_t image_token_id() const { return image_token_id_; }
+  int64_t image_tokens() const { return n_image_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Run;  // the tapes and intermediates of one forward
+  void forward(const LlavaSample& s, Run& r) const;
+
+  std::string dir_;
+  SafetensorsCheckpoint ck_;
+  std::unique_ptr<Tokenizer> tok_;
+  ImageProcessorConfig proc_;
+  std::unique_ptr<ClipVisionTower> vision_;
+  std::unique_ptr<LlamaDecoder> dec_;
+  LinearW proj1_, proj2_;
+  Activation proj_act_ = Activation::GeluErf;
+  int feature_state_ = 0;
+  bool keep_cls_ = false;
+  int32_t image_token_id_ = 0;
+  int64_t n_image_ = 0;
+  ParamStore store_;
+};
+
+}  // namespace mmn

@@ -1,0 +1,234 @@
+#include "neurons/find.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "kernels/convert.h"
+#include "kernels/linear.h"
+#include "kernels/ops.h"
+#include "models/generate.h"
+#include "neurons/nouns.h"
+#include "neurons/recorders.h"
+#include "util/error.h"
+
+namespace mmn {
+
+ActivationVariant parse_activation_variant(const std::string& s) {
+  if (s == "act") return ActivationVariant::Act;
+  if (s == "swiglu") return ActivationVariant::SwiGLU;
+  fail("--activation: expected act or swiglu, got '", s, "'");
+}
+
+const char* activation_variant_name(ActivationVariant v) { return v == ActivationVariant::Act ? "act" : "swiglu"; }
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The id a word is looked up by: the first sub-token of " word" inside a
+// sentence (a lone "▁" piece is skipped: it carries no meaning of its own).
+int32_t word_token(const Tokenizer& tok, const std::string& word) {
+  std::vector<int32_t> ids = tok.encode(word, false);
+  for (int32_t id : ids)
+    if (tok.piece(id) != "\xe2\x96\x81") return id;
+  fail("word '", word, "' has no token");
+}
+
+}  // namespace
+
+Explainer::Explainer(const VisionLanguageModel& model, int n_tokens) : model_(model), n_(n_tokens) {}
+
+std::string Explainer::token_text(int32_t id) const {
+  std::string p = model_.tokenizer().piece(id);
+  std::string out;
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, 3, "\xe2\x96\x81") == 0) {
+      out += ' ';
+      i += 3;
+    } else {
+      out += p[i++];
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<int32_t>> Explainer::explain(const std::vector<std::pair<int, int>>& neurons) {
+  const LlamaDecoder& dec = model_.decoder();
+  const int64_t D = dec.config().hidden;
+  // Logit lens over the base vocabulary only (added tokens such as <image> excluded).
+  Weight U = dec.lm_head();
+  U.rows = std::min<int64_t>(U.rows, model_.tokenizer().base_vocab_size());
+  std::vector<std::pair<int, int>> todo;
+  for (auto& n : neurons)
+    if (!cache_.count(n)) todo.push_back(n);
+  std::sort(todo.begin(), todo.end());
+  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+  const int64_t chunk = 128;
+  std::vector<float> cols(chunk * D), logits(chunk * U.rows);
+  for (size_t c0 = 0; c0 < todo.size(); c0 += chunk) {
+    const int64_t m = std::min<int64_t>(chunk, static_cast<int64_t>(todo.size() - c0));
+    for (int64_t j = 0; j < m; ++j) {
+      const auto [layer, unit] = todo[c0 + j];
+      const Weight& W = dec.layer(layer).down.w;  // [D, I]: the value vector is a column
+      for (int64_t d = 0; d < D; ++d) convert_to_f32(W.dtype, W.row_ptr(d) + unit * W.elem_size(), &cols[j * D + d], 1);
+    }
+    linear(cols.data(), m, U, nullptr, logits.data());
+    for (int64_t j = 0; j < m; ++j) {
+      const float* l = logits.data() + j * U.rows;
+      std::vector<int32_t> idx(U.rows);
+      std::iota(idx.begin(), idx.end(), 0);
+      const int64_t n = std::min<int64_t>(n_, U.rows);
+      std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
+                        [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+      idx.resize(n);
+      cache_[todo[c0 + j]] = std::move(idx);
+    }
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (auto& n : neurons) out.push_back(cache_.at(n));
+  return out;
+}
+
+ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wordnet, const ImageU8& image,
+                             const FindOptions& opt) {
+  const LlamaDecoder& dec = model.decoder();
+  const LlamaConfig& c = dec.config();
+  const Tokenizer& tok = model.tokenizer();
+  const int64_t L = c.n_layers, I = c.intermediate, D = c.hidden;
+  if (opt.top_k < 1) fail("--top-k must be at least 1");
+  if (opt.top_k > L * I) fail("--top-k ", opt.top_k, " is larger than the model's ", L * I, " FFN neurons");
+
+  ImageFindResult r;
+  r.image = model.preprocess(image);
+  std::vector<float> feats = model.encode_image(r.image, nullptr);
+  PromptInputs in = model.build_inputs(opt.prompt, feats, nullptr);
+  r.prompt_ids = in.prompt_ids;
+  r.image_pos0 = in.image_pos0;
+  r.image_tokens = in.image_tokens;
+
+  if (opt.shuffle_seed) {
+    // Permute the image-token embeddings before the LLM (the reference's --shuffle control).
+    r.permutation.resize(in.image_tokens);
+    std::iota(r.permutation.begin(), r.permutation.end(), 0);
+    std::mt19937_64 rng(*opt.shuffle_seed);
+    std::shuffle(r.permutation.begin(), r.permutation.end(), rng);
+    std::vector<float> orig(in.embeds.begin() + in.image_pos0 * D,
+                            in.embeds.begin() + (in.image_pos0 + in.image_tokens) * D);
+    for (int64_t p = 0; p < in.image_tokens; ++p)
+      std::memcpy(&in.embeds[(in.image_pos0 + p) * D], &orig[r.permutation[p] * D], D * sizeof(float));
+  }
+
+  const Hook hook = opt.activation == ActivationVariant::Act ? Hook::MlpAct : Hook::MlpPost;
+  PredictingRowRecorder acts(hook, c.n_layers, I);
+  PrefillRowsRecorder ffn_in(Hook::Ln2, opt.heatmaps ? c.n_layers : 0, D, in.image_pos0, in.image_tokens);
+  GenerateOptions g;
+  g.max_new_tokens = opt.max_new_tokens;
+  g.sinks = {&acts};
+  if (opt.heatmaps) g.sinks.push_back(&ffn_in);
+  GenerateResult gen = generate(model, in, g);
+  r.generated_ids = gen.generated;
+  r.caption = caption_text(tok, gen.generated);
+  r.prefill_s = gen.prefill_s;
+  r.decode_s = gen.decode_s;
+  if (opt.heatmaps) r.image_ffn_inputs = std::move(ffn_in.data());
+
+  auto t0 = std::chrono::steady_clock::now();
+  // Concepts: (word, lemma, token, step).
+  if (opt.all_tokens) {
+    for (size_t j = 0; j < gen.generated.size(); ++j) {
+      ConceptResult cr;
+      cr.token_id = gen.generated[j];
+      cr.step = static_cast<int>(j);
+      cr.word = cr.lemma = caption_text(tok, {cr.token_id});
+      r.concepts.push_back(std::move(cr));
+    }
+  } else {
+    std::vector<std::pair<std::string, std::string>> words;  // surface, lemma
+    if (!opt.nouns.empty()) {
+      for (auto& w : opt.nouns) words.emplace_back(w, w);
+    } else {
+      if (!wordnet) fail("internal: noun tagging needs WordNet");
+      for (auto& n : find_nouns(*wordnet, r.caption)) words.emplace_back(n.surface, n.lemma);
+    }
+    std::set<int32_t> used;
+    for (auto& [surface, lemma] : words) {
+      const int32_t t = word_token(tok, surface);
+      auto it = std::find(gen.generated.begin(), gen.generated.end(), t);
+      if (it == gen.generated.end()) {
+        r.skipped_nouns.push_back(surface);
+        continue;
+      }
+      ConceptResult cr;
+      cr.word = surface;
+      cr.lemma = lemma;
+      cr.token_id = t;
+      cr.step = static_cast<int>(it - gen.generated.begin());
+      r.concepts.push_back(std::move(cr));
+    }
+  }
+
+  // One pass over each W_down for all target tokens.
+  std::vector<int32_t> targets;
+  for (auto& cr : r.concepts) targets.push_back(cr.token_id);
+  std::vector<std::vector<float>> proj = token_unembed_proj(dec, targets, opt.fold_norm_gain);
+  std::mt19937_64 rng(opt.seed);
+  std::vector<float> score(L * I);
+  for (size_t k = 0; k < r.concepts.size(); ++k) {
+    ConceptResult& cr = r.concepts[k];
+    const std::vector<float>& a = acts.step(cr.step);
+    for (int64_t f = 0; f < L * I; ++f) score[f] = a[f] * proj[k][f];
+    for (auto& n : top_k(score, I, opt.top_k)) cr.neurons.push_back({n.layer, n.unit, n.score});
+    if (opt.random_baseline > 0) {
+      std::uniform_int_distribution<int64_t> any(0, L * I - 1), unit(0, I - 1);
+      for (int j = 0; j < opt.random_baseline; ++j) {
+        const int64_t f = any(rng);
+        cr.random_uniform.push_back({static_cast<int>(f / I), static_cast<int>(f % I), score[f]});
+        // Layer-matched: same layer as the j-th top neuron (cycling when N > k).
+        const int layer = cr.neurons[j % cr.neurons.size()].layer;
+        const int64_t u = unit(rng);
+        cr.random_layer_matched.push_back({layer, static_cast<int>(u), score[layer * I + u]});
+      }
+    }
+  }
+  r.score_s = since(t0);
+  return r;
+}
+
+std::vector<float> neuron_image_maps(const VisionLanguageModel& model, const ImageFindResult& r,
+                                     const std::vector<NeuronEntry>& neurons, ActivationVariant v) {
+  const LlamaDecoder& dec = model.decoder();
+  const int64_t D = dec.config().hidden, P = r.image_tokens;
+  if (r.image_ffn_inputs.empty()) fail("internal: image maps need the image-row FFN inputs (run with heatmaps)");
+  std::vector<float> maps(neurons.size() * P);
+  std::vector<float> g(P), u(P);
+  for (size_t n = 0; n < neurons.size(); ++n) {
+    const LlamaLayer& Lr = dec.layer(neurons[n].layer);
+    const float* h = r.image_ffn_inputs.data() + neurons[n].layer * P * D;
+    Weight wg = Lr.gate.w, wu = Lr.up.w;
+    wg.data = wg.row_ptr(neurons[n].unit);
+    wu.data = wu.row_ptr(neurons[n].unit);
+    wg.rows = wu.rows = 1;
+    linear(h, P, wg, nullptr, g.data());
+    silu_inplace(g.data(), P);
+    if (v == ActivationVariant::SwiGLU) {
+      linear(h, P, wu, nullptr, u.data());
+      mul_inplace(g.data(), u.data(), P);
+    }
+    float* m = maps.data() + n * P;
+    for (int64_t p = 0; p < P; ++p) {
+      // Position p holds image token permutation[p]: put its value back at that token.
+      const int64_t orig = r.permutation.empty() ? p : r.permutation[p];
+      m[orig] = g[p];
+    }
+  }
+  return maps;
+}
+
+}  // namespace mmn

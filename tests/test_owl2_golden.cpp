@@ -1,0 +1,130 @@
+// End-to-end mPLUG-Owl2 (MAGAer13/mplug-owl2-llama2-7b layout, its own modeling
+// code under transformers 4.31) against the reference outputs: `mmneuron
+// caption --dump` on the tiny checkpoint for all three images, every array the
+// reference wrote compared (3e-5 of max|ref|; ids, modality indicators and
+// images exact). Then the layout-specific bad inputs, and the random preset.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "golden_compare.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace mmn::test;
+
+namespace {
+
+const char* kModel = "tiny-owl2-a-f32";
+
+std::string caption_cmd(const fs::path& model, const std::string& image, const std::string& extra = "") {
+  return binary() + " caption --model " + model.string() + " --image " + golden("images/" + image + ".png").string() +
+         " --max-new-tokens 8 " + extra;
+}
+
+// A copy of the golden model with the weights symlinked.
+fs::path copy_model(const std::string& tag) {
+  fs::path d = temp_dir("owl2-" + tag);
+  for (const auto& e : fs::directory_iterator(golden(std::string("models/") + kModel))) {
+    const fs::path to = d / e.path().filename();
+    if (e.path().filename() == "model.safetensors") fs::create_symlink(e.path(), to);
+    else fs::copy(e.path(), to);
+  }
+  for (const auto& e : fs::directory_iterator(d))
+    if (!e.is_symlink()) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+  return d;
+}
+
+// Rewrites <dir>/model.safetensors without the tensor `drop`.
+void drop_tensor(const fs::path& dir, const std::string& drop) {
+  const mmn::SafetensorsCheckpoint ck = mmn::SafetensorsCheckpoint::open(golden(std::string("models/") + kModel).string());
+  std::vector<mmn::TensorSpec> specs;
+  for (const auto& [name, t] : ck.tensors())
+    if (name != drop) specs.push_back({name, t.dtype, t.shape});
+  ASSERT_EQ(specs.size() + 1, ck.tensors().size()) << drop;
+  fs::remove(dir / "model.safetensors");
+  mmn::write_safetensors((dir / "model.safetensors").string(), specs, {{"format", "pt"}},
+                         [&](const mmn::TensorSpec& s, std::FILE* f) {
+                           const mmn::TensorRef& t = ck.get(s.name);
+                           std::fwrite(t.data, 1, t.nbytes, f);
+                         });
+}
+
+// caption must fail with one line "error: …" containing every needle.
+void expect_error(const fs::path& model, const std::vector<std::string>& needles) {
+  std::string out;
+  const int rc = run_cmd(caption_cmd(model, "tiny_10x10"), &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "not one line: " << out;
+  for (const auto& n : needles) EXPECT_NE(out.find(n), std::string::npos) << "expected '" << n << "' in: " << out;
+}
+
+}  // namespace
+
+class Owl2Golden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Owl2Golden, CaptionDumpMatchesReference) {
+  MMN_REQUIRE_SHARED();
+  const std::string image = GetParam();
+  fs::path out = temp_dir(std::string("owl2-") + image);
+  std::string log;
+  ASSERT_EQ(run_cmd(caption_cmd(golden(std::string("models/") + kModel), image, "--dump " + out.string()), &log), 0)
+      << log;
+  // The README's square-resize pixels are a reference for another path, not the model input.
+  compare_case_dirs(out, golden(std::string("cases/") + kModel + "/" + image), 3e-5,
+                    {"pixel_values_readme_square_resize"});
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllImages, Owl2Golden, ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10"));
+
+TEST(Owl2BadInput, MissingMultiwayTensor) {
+  MMN_REQUIRE_SHARED();
+  for (const std::string name : {"model.layers.1.self_attn.k_proj.multiway.1.weight",
+                                 "model.layers.0.post_attention_layernorm.multiway.0.weight"}) {
+    fs::path d = copy_model("multiway");
+    drop_tensor(d, name);
+    expect_error(d, {d.string(), "missing tensor " + name});
+    fs::remove_all(d);
+  }
+}
+
+TEST(Owl2BadInput, WrongNumberOfQueries) {
+  MMN_REQUIRE_SHARED();
+  fs::path d = copy_model("nquery");
+  nlohmann::json cfg = nlohmann::json::parse(mmn::read_file((d / "config.json").string()));
+  cfg["visual_config"]["visual_abstractor"]["num_learnable_queries"] = 64;
+  mmn::write_file_atomic((d / "config.json").string(), cfg.dump(2));
+  expect_error(d, {"model.safetensors", "query_embeds", "[1, 8, 32]", "[1, 64, 32]"});
+  fs::remove_all(d);
+}
+
+TEST(Owl2BadInput, AbstractorGridMismatch) {
+  MMN_REQUIRE_SHARED();
+  fs::path d = copy_model("grid");
+  nlohmann::json cfg = nlohmann::json::parse(mmn::read_file((d / "config.json").string()));
+  cfg["visual_config"]["visual_abstractor"]["grid_size"] = 4;
+  mmn::write_file_atomic((d / "config.json").string(), cfg.dump(2));
+  expect_error(d, {"config.json", "visual_config.visual_abstractor.grid_size"});
+  fs::remove_all(d);
+}
+
+TEST(Owl2Random, TinyPresetCaptions) {
+  fs::path d = temp_dir("owl2-random");
+  std::string log;
+  ASSERT_EQ(run_cmd(binary() + " make-random --preset tiny-owl2 --dtype bf16 --out " + (d / "m").string(), &log), 0)
+      << log;
+  ASSERT_EQ(run_cmd(binary() + " caption --model " + (d / "m").string() + " --image " +
+                        (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string() + " --max-new-tokens 4 --json",
+                    &log),
+            0)
+      << log;
+  const nlohmann::json j = nlohmann::json::parse(log.substr(log.find('{')));
+  const auto ids = j["prompt_ids"].get<std::vector<int>>();
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), -200), 1);  // one <|image|> marker
+  fs::remove_all(d);
+}
