@@ -292,6 +292,12 @@ TEST(Heatmap, OverlayRoundsHalfToEvenWithFloatWeights) {
   EXPECT_EQ(pixel(w, 0, 0)[1], 29);
   // Blue: 28.5000011 + 128·0.7f (= 89.5999985) = 118.0999996 → 118.
   EXPECT_EQ(pixel(w, 0, 0)[2], 118);
+  // The sum is a float before it is rounded, as in cv2: at α = 0.3, 5·0.7f = 3.49999994
+  // becomes the float 3.5 (spacing 2^-22 there), which rounds half to even to 4; rounding
+  // the exact product would give 3. cv2.addWeighted(5, 0.7, 0, 0.3, 0) gives 4.
+  const ImageU8 f = mmn::overlay(solid(1, 1, 5, 5, 5), {0.0f}, 0.3f);
+  EXPECT_EQ(pixel(f, 0, 0)[0], 4);
+  EXPECT_EQ(pixel(f, 0, 0)[1], 4);
 }
 
 TEST(Heatmap, OverlayRejectsMismatches) {

@@ -128,6 +128,12 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
                          const FindOptions& opt, const ImageFindResult& r, Explainer& explainer) {
   const fs::path dir(dir_s);
   fs::create_directories(dir);
+  // Temp files of an earlier, interrupted attempt at this image.
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename().string().find(".tmp-") != std::string::npos) {
+      std::error_code ec;
+      fs::remove(e.path(), ec);
+    }
   // Explanations only for the reported neurons, all concepts at once.
   std::vector<std::pair<int, int>> ids;
   for (auto& cr : r.concepts)

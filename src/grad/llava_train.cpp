@@ -148,11 +148,13 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int6
   return loss;
 }
 
-void TrainableLlava::save_weights(const std::string& dir) const {
+void TrainableLlava::save_weights(const std::string& dir, const std::map<std::string, std::string>& metadata) const {
   namespace fs = std::filesystem;
   std::vector<TensorSpec> specs;
   for (const auto& [name, t] : ck_.tensors()) specs.push_back({name, DType::F32, t.shape});
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), specs, {{"format", "pt"}},
+  std::map<std::string, std::string> meta = metadata;
+  meta["format"] = "pt";
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), specs, meta,
                     [&](const TensorSpec& spec, std::FILE* out) {
                       std::vector<float> frozen;
                       const float* data;

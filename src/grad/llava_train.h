@@ -5,6 +5,7 @@
 // them. The assembly mirrors LlavaModel::encode_image / build_inputs, and
 // tests check that both give the same logits.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,8 +44,9 @@ class TrainableLlava {
   std::vector<float> logits(const LlavaSample& s) const;
 
   // Writes model.safetensors (F32) into dir atomically: every tensor of the
-  // source checkpoint, trained ones with their current values.
-  void save_weights(const std::string& dir) const;
+  // source checkpoint, trained ones with their current values; metadata is
+  // added to {"format": "pt"}.
+  void save_weights(const std::string& dir, const std::map<std::string, std::string>& metadata = {}) const;
 
   ParamStore& params() { return store_; }
   const ParamStore& params() const { return store_; }

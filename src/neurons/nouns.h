@@ -6,9 +6,10 @@
 // 1. Split: ASCII-lowercase; words are runs of letters/digits with inner
 //    hyphens and apostrophes; other punctuation (ASCII and Unicode general
 //    punctuation, dashes, quotes) separates words. A possessive "'s" / "'" is
-//    dropped ("dog's" -> "dog"). A hyphenated word is tried whole
-//    ("t-shirt"); only when WordNet knows it in no part of speech is it split
-//    into its parts ("snow-covered" -> "snow", "covered").
+//    dropped ("dog's" -> "dog"). A hyphenated word is tried whole, as written
+//    ("t-shirt"), with '_' ("close_up") and joined ("mid-air" -> "midair");
+//    only when WordNet knows none of these in any part of speech is it split
+//    into its parts ("zebra-giraffe" -> "zebra", "giraffe").
 // 2. Skip words with digits, one-letter words and the stop list (nouns.cpp):
 //    closed-class words (WordNet has no determiners, pronouns, prepositions,
 //    conjunctions or auxiliaries, yet lists "a", "i", "it", "in", "at", "be",
@@ -24,15 +25,22 @@
 //        synset counts instead), or
 //    (b) it heads a noun phrase: it ends the run of noun/adjective-capable
 //        words right after a determiner or number ("a train on the tracks",
-//        "the sign", "a baseball bat"), and that run is not followed by
-//        "and"/"or"/"," (which could coordinate adjectives: "a red and white
-//        bus"). Inside the run, a word after the first that is an inflected
+//        "the sign", "a baseball bat"), unless it has an adjective reading and
+//        is followed by "and"/"or"/"," ("a red and white bus"). Inside the run, a word after the first that is an inflected
 //        verb form not mainly a noun ends it ("a man riding", "a dog sits").
 //    (b) rescues concrete nouns whose verb is more frequent in SemCor (train,
-//    sign, bat, tie, bear, park …).
-// 4. Output in caption order, once per lemma (first occurrence), with the
-//    surface form as written (original case, punctuation stripped) so that the
-//    caller can find its token in the generated text.
+//    sign, bat, tie, bear, sink …); it also covers the second member of
+//    "NOUN and X" when X is a one-word phrase ("a suit and tie").
+//    Vetoes: (c) an inflected verb form, or any verb right after a plural
+//    noun, directly followed by a determiner is a verb ("the image features a
+//    dog", "buildings line both sides"); (d) inside a determiner phrase, a
+//    word before the head that has an adjective reading is a modifier ("an
+//    orange cat", "a metal fence"). A plural noun ends its phrase ("two
+//    people walk").
+// 4. Output in caption order, once per lemma (first occurrence; lemma as
+//    noun_lemma() below), with the surface form as written (original case,
+//    punctuation stripped) so that the caller can find its token in the
+//    generated text.
 #pragma once
 #include <string>
 #include <string_view>
