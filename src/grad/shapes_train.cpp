@@ -439,7 +439,9 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   };
 
   std::vector<LlavaSample> batch(opt.batch);
-  for (int64_t step = start; step < opt.steps; ++step) {
+  std::vector<double> losses(opt.batch);
+  const int64_t end = opt.stop_at >= 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
+  for (int64_t step = start; step < end; ++step) {
     std::exception_ptr error;
     double loss_sum = 0;
     int64_t targets = 0;
@@ -455,14 +457,16 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     if (error) std::rethrow_exception(error);
     for (auto& s : batch) targets += static_cast<int64_t>(s.ids.size()) - s.target_from;
     const float scale = 1.f / static_cast<float>(targets);
-#pragma omp parallel num_threads(T) reduction(+ : loss_sum)
+    // Sample b always lands in thread b mod T's buffer and the sums run in a
+    // fixed order, so a run is reproducible (and a resumed run identical).
+#pragma omp parallel num_threads(T)
     {
       GradBuffer& g = *grads[omp_get_thread_num()];
       g.zero();
 #pragma omp for schedule(static, 1)
       for (int b = 0; b < opt.batch; ++b) {
         try {
-          loss_sum += model->step(batch[b], &g, scale);
+          losses[b] = model->step(batch[b], &g, scale);
         } catch (...) {
 #pragma omp critical
           error = std::current_exception();
@@ -470,6 +474,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
       }
     }
     if (error) std::rethrow_exception(error);
+    for (double l : losses) loss_sum += l;
     std::vector<float>& g0 = grads[0]->data();
     for (int t = 1; t < T; ++t) {
       const std::vector<float>& gt = grads[t]->data();
@@ -486,7 +491,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     if (!std::isfinite(loss)) fail("train: the loss diverged at step ", step, " (try a lower --lr)");
     log.push_back({step, loss, lr, norm, elapsed()});
     if (bar) bar->update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr));
-    if ((step + 1) % opt.checkpoint_every == 0 || step + 1 == opt.steps) checkpoint(step + 1);
+    if ((step + 1) % opt.checkpoint_every == 0 || step + 1 == end) checkpoint(step + 1);
   }
   if (bar) bar->finish();
 

@@ -38,6 +38,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 200;
   bool resume = false;
   bool show_progress = true;
+  int64_t stop_at = -1;        // end this session after this step (checkpointed), as an interruption would
 };
 
 struct TrainSummary {
