@@ -23,6 +23,7 @@
 #include "kernels/threading.h"
 #include "models/generate.h"
 #include "models/vlm.h"
+#include "neurons/find.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -157,6 +158,42 @@ int main(int argc, char** argv) {
     }
     const double enc = median(enc_t), pre = median(pre_t), dec = median(dec_t);
 
+    // find vs caption on the same image and model: the same encode + prefill +
+    // decode, plus scoring and explanations for a few concepts (the words of
+    // the first generated tokens, as if they were the caption's nouns).
+    std::vector<double> cap_t, find_t;
+    FindOptions fo;
+    fo.max_new_tokens = a.decode_tokens;
+    fo.top_k = std::min<int64_t>(fo.top_k, static_cast<int64_t>(c.n_layers) * c.intermediate);
+    fo.report = std::min(fo.report, fo.top_k);
+    int n_concepts = 0;
+    for (int r = 0; r < a.repeats; ++r) {
+      auto t1 = Clock::now();
+      std::vector<float> f = model->encode_image(px, nullptr);
+      PromptInputs pin = model->build_inputs({}, f, nullptr);
+      GenerateOptions opt;
+      opt.max_new_tokens = a.decode_tokens;
+      GenerateResult g = generate(*model, pin, opt);
+      cap_t.push_back(secs(t1));
+      if (fo.nouns.empty())
+        for (size_t j = 0; j < g.generated.size() && fo.nouns.size() < 3; ++j) {
+          std::string w = caption_text(model->tokenizer(), {g.generated[j]});
+          while (!w.empty() && w.front() == ' ') w.erase(w.begin());
+          if (!w.empty() && w.find(' ') == std::string::npos) fo.nouns.push_back(w);
+        }
+      auto t2 = Clock::now();
+      ImageFindResult fr = find_neurons(*model, nullptr, load_image(a.image), fo);
+      Explainer ex(*model, fo.explain_tokens);  // fresh: no cache from earlier repeats
+      std::vector<std::pair<int, int>> ids;
+      for (auto& c : fr.concepts)
+        for (int64_t i = 0; i < std::min<int64_t>(fo.report, static_cast<int64_t>(c.neurons.size())); ++i)
+          ids.emplace_back(c.neurons[i].layer, c.neurons[i].unit);
+      ex.explain(ids);
+      find_t.push_back(secs(t2));
+      n_concepts = static_cast<int>(fr.concepts.size());
+    }
+    const double cap_s = median(cap_t), find_s = median(find_t);
+
     // FLOPs of one prefill: decoder linears + attention scores/values (as computed: full S×S per head) + last-row lm_head.
     const double S = static_cast<double>(in.seq_len), D = c.hidden, I = c.intermediate;
     const double KV = static_cast<double>(c.n_kv_heads) * c.head_dim;
@@ -182,6 +219,19 @@ int main(int argc, char** argv) {
     const double bw = bandwidth_gbs(size_t{2} << 30, 5) * 1e9;
     const double dec_bytes_s = bytes_per_token / dec;
 
+    // FLOPs of the whole procedure for T generated tokens and n concepts:
+    // ours (KV cache, scores on the fly) vs the reference code (cache off:
+    // step t recomputes all S + t rows; scores from a precomputed
+    // W_downᵀU table of L·I·V entries, built once at 2·L·I·D·V FLOPs).
+    const double T = a.decode_tokens, V = static_cast<double>(c.vocab);
+    auto fwd = [&](double rows, double ctx) {  // one decoder pass over `rows` rows attending to `ctx` keys
+      return c.n_layers * (rows * lin_per_row + 4.0 * rows * ctx * D);
+    };
+    double ours = fwd(S, S), ref = 0;
+    for (int t = 1; t < T; ++t) ours += fwd(1, S + t) + 2.0 * D * V;
+    for (int t = 0; t < T; ++t) ref += fwd(S + t, S + t) + 2.0 * D * V;
+    ours += n_concepts * (2.0 * c.n_layers * D * I + fo.report * 2.0 * D * V);
+    const double table = 2.0 * c.n_layers * I * D * V;
     const double ck = static_cast<double>(model->checkpoint().total_bytes());
     std::printf("model: %s (%s weights, %.2f GB)\n", a.model.c_str(), dtype_name(dw.dtype), ck / 1e9);
     std::printf("load (mmap + index):  %.3f s\n", load_s);
@@ -196,6 +246,12 @@ int main(int argc, char** argv) {
     std::printf("peak RSS (caption):   %.2f GB = checkpoint + %.2f GB\n", rss / 1e9, (rss - ck) / 1e9);
     std::printf("prefill efficiency:   %.2f (achieved FLOP/s / library FLOP/s)\n", ours_flops_s / lib_flops_s);
     std::printf("decode efficiency:    %.2f (weight bytes/s / measured bandwidth)\n", dec_bytes_s / bw);
+    std::printf("caption (encode+prefill+%d tokens): %.3f s; find with %d concepts, top-%lld, %lld explained: %.3f s\n",
+                a.decode_tokens, cap_s, n_concepts, static_cast<long long>(fo.top_k), static_cast<long long>(fo.report),
+                find_s);
+    std::printf("find overhead over caption: %.1f%%\n", 100.0 * (find_s - cap_s) / cap_s);
+    std::printf("FLOPs for %d tokens, %d concepts: ours %.3g; reference (no KV cache) %.3g (%.1fx) + projection table %.3g once\n",
+                a.decode_tokens, n_concepts, ours, ref, ref / ours, table);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

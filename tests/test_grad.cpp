@@ -268,17 +268,23 @@ namespace {
 
 // A tiny random LLaVA (make-random's "tiny" preset, f32) written once per run.
 const std::filesystem::path& tiny_llava() {
-  static std::filesystem::path dir = [] {
-    auto d = test::temp_dir("grad-llava");
-    RandomCheckpointOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::F32;
-    o.seed = 3;
-    o.out = d.string();
-    write_random_checkpoint(o);
-    return d;
-  }();
-  return dir;
+  struct Dir {
+    std::filesystem::path path = test::temp_dir("grad-llava");
+    Dir() {
+      RandomCheckpointOptions o;
+      o.preset = "tiny";
+      o.dtype = DType::F32;
+      o.seed = 3;
+      o.out = path.string();
+      write_random_checkpoint(o);
+    }
+    ~Dir() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static Dir dir;
+  return dir.path;
 }
 
 ImageU8 test_image(int size) {

@@ -15,6 +15,7 @@
 #include "io/json_file.h"
 #include "models/vlm.h"
 #include "test_util.h"
+#include "util/error.h"
 
 using namespace mmn;
 namespace fs = std::filesystem;
@@ -41,14 +42,19 @@ std::vector<double> logged_losses(const fs::path& dir) {
   return out;
 }
 
-// A tiny model trained for 40 steps, shared by the tests that only read it.
+// A tiny model trained for 40 steps, shared by the tests that only read it
+// and removed at exit.
 const fs::path& trained_tiny() {
-  static fs::path dir = [] {
-    fs::path d = test::temp_dir("train-tiny") / "run";
-    train_shapes_llava(tiny_options(d, 40));
-    return d;
-  }();
-  return dir;
+  struct Run {
+    fs::path base = test::temp_dir("train-tiny"), dir = base / "run";
+    Run() { train_shapes_llava(tiny_options(dir, 40)); }
+    ~Run() {
+      std::error_code ec;
+      fs::remove_all(base, ec);
+    }
+  };
+  static Run run;
+  return run.dir;
 }
 
 }  // namespace
@@ -124,7 +130,7 @@ TEST(Train, ResumeEqualsAnUninterruptedRun) {
   train_shapes_llava(part);
   EXPECT_EQ(logged_losses(base / "resumed").size(), 4u);
   part.stop_at = -1;
-  EXPECT_THROW(train_shapes_llava(part), Error);  // a run exists: --resume is required
+  EXPECT_THROW(train_shapes_llava(part), mmn::Error);  // a run exists: --resume is required
   part.resume = true;
   TrainSummary s = train_shapes_llava(part);
   EXPECT_EQ(s.start_step, 4);

@@ -27,7 +27,7 @@ namespace {
 struct FindArgs {
   std::string model, images_dir, dataset, images_root, out, activation = "act", tokens = "nouns", nouns, shard = "0/1";
   std::vector<std::string> images;
-  int64_t top_k = 1000, start = 0, end = -1;
+  int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
   int64_t shuffle_seed = -1;
   bool heatmaps = false, fold_norm_gain = false;
@@ -62,6 +62,8 @@ void run_find(const FindArgs& a) {
   opt.prompt = {a.query, a.prefix};
   opt.max_new_tokens = a.max_new_tokens;
   opt.top_k = a.top_k;
+  if (a.report < 1) fail("--report must be at least 1");
+  opt.report = std::min(a.report, a.top_k);
   opt.activation = parse_activation_variant(a.activation);
   opt.fold_norm_gain = a.fold_norm_gain;
   opt.all_tokens = a.tokens == "all";
@@ -146,7 +148,10 @@ void register_find(CLI::App& app) {
   cmd->add_option("--dataset", a->dataset, "Dataset file: SBU-style JSON or JSONL {\"image\":…, \"caption\":…}");
   cmd->add_option("--images-root", a->images_root, "Folder the dataset's images are resolved against");
   cmd->add_option("--out", a->out, "Run directory (rerun to resume)")->required();
-  cmd->add_option("--top-k", a->top_k, "Neurons kept per noun")->capture_default_str();
+  cmd->add_option("--top-k", a->top_k, "Neurons kept per noun (all of them in neurons.npy)")->capture_default_str();
+  cmd->add_option("--report", a->report,
+                  "Of the top-k, how many result.json lists with their top tokens (logit lens)")
+      ->capture_default_str();
   cmd->add_option("--activation", a->activation, "act = SiLU(gate) (the reference), swiglu = SiLU(gate)*up")
       ->capture_default_str();
   cmd->add_flag("--fold-norm-gain", a->fold_norm_gain, "Multiply U[t] by the final RMSNorm weight");

@@ -12,12 +12,15 @@ namespace mmn::cli {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+// result.json keeps the field order of method.md §7.
+using ojson = nlohmann::ordered_json;
 
 RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, const std::string& model_dir) {
   RunInfo info;
   std::error_code ec;
   fs::path abs = fs::weakly_canonical(model_dir, ec);
   json o = {{"top_k", opt.top_k},
+            {"report", opt.report},
             {"activation", activation_variant_name(opt.activation)},
             {"fold_norm_gain", opt.fold_norm_gain},
             {"tokens", opt.all_tokens ? "all" : "nouns"},
@@ -64,8 +67,8 @@ void check_or_write_run_json(const std::string& run_dir, const RunInfo& info, in
 
 namespace {
 
-json neuron_list(const std::vector<NeuronEntry>& ns) {
-  json out = json::array();
+ojson neuron_list(const std::vector<NeuronEntry>& ns) {
+  ojson out = ojson::array();
   for (auto& n : ns) out.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}});
   return out;
 }
@@ -135,18 +138,22 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
       fs::remove(e.path(), ec);
     }
   // Explanations only for the reported neurons, all concepts at once.
+  const size_t report = static_cast<size_t>(opt.report);
   std::vector<std::pair<int, int>> ids;
   for (auto& cr : r.concepts)
-    for (auto& n : cr.neurons) ids.emplace_back(n.layer, n.unit);
+    for (size_t i = 0; i < std::min(report, cr.neurons.size()); ++i) ids.emplace_back(cr.neurons[i].layer, cr.neurons[i].unit);
   std::vector<std::vector<int32_t>> tops = explainer.explain(ids);
 
-  json nouns = json::array();
+  ojson nouns = ojson::array();
   std::vector<float> flat;
   size_t k = 0;
   for (auto& cr : r.concepts) {
-    json ns = json::array();
-    for (auto& n : cr.neurons) {
-      json toks = json::array(), tok_ids = json::array();
+    ojson ns = ojson::array();
+    for (size_t i = 0; i < cr.neurons.size(); ++i) {
+      const NeuronEntry& n = cr.neurons[i];
+      flat.insert(flat.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
+      if (i >= report) continue;
+      ojson toks = ojson::array(), tok_ids = ojson::array();
       for (int32_t t : tops[k]) {
         toks.push_back(explainer.token_text(t));
         tok_ids.push_back(t);
@@ -154,23 +161,22 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
       ++k;
       ns.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}, {"top_tokens", toks},
                     {"top_token_ids", tok_ids}});
-      flat.insert(flat.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
     }
-    json entry = {{"word", cr.word}, {"lemma", cr.lemma}, {"token_id", cr.token_id}, {"step", cr.step},
-                  {"neurons", ns}};
+    ojson entry = {{"word", cr.word}, {"token_id", cr.token_id}, {"step", cr.step}, {"neurons", ns},
+                   {"lemma", cr.lemma}};
     if (opt.random_baseline > 0) {
       entry["random_uniform"] = neuron_list(cr.random_uniform);
       entry["random_layer_matched"] = neuron_list(cr.random_layer_matched);
     }
     nouns.push_back(entry);
   }
-  json res = {{"image", item.image_path},
-              {"id", item.id},
+  ojson res = {{"image", item.image_path},
               {"caption", r.caption},
-              {"prompt_ids", r.prompt_ids},
               {"generated_ids", r.generated_ids},
               {"nouns", nouns},
               {"skipped_nouns", r.skipped_nouns},
+              {"id", item.id},
+              {"prompt_ids", r.prompt_ids},
               {"timings", {{"prefill_s", r.prefill_s}, {"decode_s", r.decode_s}, {"score_s", r.score_s}}}};
   if (!item.caption.empty()) res["reference_caption"] = item.caption;
   if (!r.permutation.empty()) res["permutation"] = r.permutation;
@@ -186,7 +192,7 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
       write_heatmaps(hd, model, opt, r, cr);
     }
   }
-  // result.json last: its presence marks the image finished.
+  // result.ojson last: its presence marks the image finished.
   write_file_atomic((dir / "result.json").string(), res.dump(1) + "\n");
 }
 

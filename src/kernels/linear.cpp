@@ -48,14 +48,22 @@ void gemv_rows(const float* x, const Weight& W, const float* bias, float* y, int
     const void* w = W.row_ptr(n);
     float out[M];
 #ifdef __AVX512F__
-    __m512 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+    // Two independent accumulator chains per row hide the FMA latency.
+    __m512 acc[M], acc2[M];
+    for (int m = 0; m < M; ++m) acc[m] = acc2[m] = _mm512_setzero_ps();
     int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+      __m512 w0 = load16<D>(w, k), w1 = load16<D>(w, k + 16);
+      for (int m = 0; m < M; ++m) {
+        acc[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * K + k), acc[m]);
+        acc2[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + m * K + k + 16), acc2[m]);
+      }
+    }
     for (; k + 16 <= K; k += 16) {
       __m512 wv = load16<D>(w, k);
       for (int m = 0; m < M; ++m) acc[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + m * K + k), acc[m]);
     }
-    for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
+    for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m], acc2[m]));
 #else
     for (int m = 0; m < M; ++m) out[m] = 0.f;
     int64_t k = 0;
@@ -101,8 +109,9 @@ void gemv(const float* x, int64_t M, const Weight& W, const float* bias, float* 
   }
 }
 
-// Rows of W per tile: about 1 MiB of fp32 per tile, a multiple of 16.
-int64_t tile_rows(int64_t K) { return std::max<int64_t>(16, ((1 << 18) / std::max<int64_t>(K, 1)) / 16 * 16); }
+// Rows of W per tile: about 2 MiB of fp32, at least 64 rows (narrower tiles
+// starve sgemm), a multiple of 16.
+int64_t tile_rows(int64_t K) { return std::max<int64_t>(64, ((1 << 19) / std::max<int64_t>(K, 1)) / 16 * 16); }
 
 void gemm_tiled(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
   const int64_t N = W.rows, K = W.cols;

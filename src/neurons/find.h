@@ -25,7 +25,8 @@ const char* activation_variant_name(ActivationVariant v);
 struct FindOptions {
   PromptText prompt;
   int max_new_tokens = 50;
-  int64_t top_k = 1000;
+  int64_t top_k = 1000;                // kept per concept (neurons.npy)
+  int64_t report = 100;                // of those, listed with explanations in result.json
   ActivationVariant activation = ActivationVariant::Act;
   bool fold_norm_gain = false;
   bool all_tokens = false;             // one entry per generated step instead of nouns
