@@ -1,10 +1,10 @@
-// LLaVA-1.5 end-to-end benchmark (not a test): image encode, prefill, per-token
-// decode and peak RSS on a checkpoint (e.g. `make-random --preset llava-1.5-7b
-// --dtype bf16`), and in the same run the GEMM library's own throughput on the
+// End-to-end benchmark of any family (not a test): image encode, prefill,
+// per-token decode, find, and peak RSS on a checkpoint (e.g. `make-random
+// --preset llava-1.5-7b --dtype bf16`), and in the same run the GEMM library's own throughput on the
 // same shapes and a memory-bandwidth probe, so the figures are ratios:
 //   prefill efficiency = our prefill FLOP/s ÷ OpenBLAS sgemm FLOP/s (same shapes)
 //   decode efficiency  = weight bytes streamed per second ÷ measured bandwidth
-// Usage: bench_llava --model DIR [--image FILE] [--repeats N] [--decode-tokens N]
+// Usage: bench_pipeline --model DIR [--image FILE] [--repeats N] [--decode-tokens N]
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -83,23 +83,34 @@ struct Args {
   int repeats = 3, decode_tokens = 16;
 };
 
-// Captions once in a child process and returns its peak RSS in bytes.
-long child_peak_rss(const Args& a) {
+// Runs caption (or find with --heatmaps) once in a child process and returns
+// its peak RSS in bytes.
+long child_peak_rss(const Args& a, bool find) {
   pid_t pid = fork();
   if (pid == 0) {
     auto model = load_model(a.model);
-    PreprocessedImage px = model->preprocess(load_image(a.image));
-    PromptInputs in = model->build_inputs({}, model->encode_image(px, nullptr), nullptr);
-    GenerateOptions opt;
-    opt.max_new_tokens = a.decode_tokens;
-    opt.stop_at_eos = false;
-    generate(*model, in, opt);
+    if (find) {
+      FindOptions fo;
+      fo.max_new_tokens = a.decode_tokens;
+      fo.all_tokens = true;
+      fo.heatmaps = true;
+      fo.top_k = std::min<int64_t>(fo.top_k, static_cast<int64_t>(model->decoder().config().n_layers) *
+                                                 model->decoder().config().intermediate);
+      find_neurons(*model, nullptr, load_image(a.image), fo);
+    } else {
+      PreprocessedImage px = model->preprocess(load_image(a.image));
+      PromptInputs in = model->build_inputs({}, model->encode_image(px, nullptr), nullptr);
+      GenerateOptions opt;
+      opt.max_new_tokens = a.decode_tokens;
+      opt.stop_at_eos = false;
+      generate(*model, in, opt);
+    }
     _exit(0);
   }
   int st = 0;
   waitpid(pid, &st, 0);
   struct rusage ru {};
-  getrusage(RUSAGE_CHILDREN, &ru);
+  getrusage(RUSAGE_CHILDREN, &ru);  // the largest child so far
   return ru.ru_maxrss * 1024L;
 }
 
@@ -121,7 +132,7 @@ int main(int argc, char** argv) {
     else if (k == "--repeats") a.repeats = std::stoi(next());
     else if (k == "--decode-tokens") a.decode_tokens = std::stoi(next());
     else {
-      std::fprintf(stderr, "error: unknown option %s\nusage: bench_llava --model DIR [--image FILE] [--repeats N] [--decode-tokens N]\n", k.c_str());
+      std::fprintf(stderr, "error: unknown option %s\nusage: bench_pipeline --model DIR [--image FILE] [--repeats N] [--decode-tokens N]\n", k.c_str());
       return 2;
     }
   }
@@ -132,7 +143,8 @@ int main(int argc, char** argv) {
   try {
     init_threads();
     std::printf("threads: %d\n", num_threads());
-    const long rss = child_peak_rss(a);
+    const long rss = child_peak_rss(a, false);
+    const long rss_find = std::max(rss, child_peak_rss(a, true));
 
     auto t0 = Clock::now();
     auto model = load_model(a.model);
@@ -233,7 +245,8 @@ int main(int argc, char** argv) {
     ours += n_concepts * (2.0 * c.n_layers * D * I + fo.report * 2.0 * D * V);
     const double table = 2.0 * c.n_layers * I * D * V;
     const double ck = static_cast<double>(model->checkpoint().total_bytes());
-    std::printf("model: %s (%s weights, %.2f GB)\n", a.model.c_str(), dtype_name(dw.dtype), ck / 1e9);
+    std::printf("model: %s (%s, %s weights, %.2f GB)\n", a.model.c_str(), model->family().c_str(),
+                dtype_name(dw.dtype), ck / 1e9);
     std::printf("load (mmap + index):  %.3f s\n", load_s);
     std::printf("image encode:         %.3f s (median of %d)\n", enc, a.repeats);
     std::printf("prefill:              %.3f s for %lld tokens (median of %d), %.1f GFLOP/s\n", pre,
@@ -244,6 +257,7 @@ int main(int argc, char** argv) {
                 lib_flops_s / 1e9, num_threads());
     std::printf("memory bandwidth:     %.2f GB/s (streaming read, %d threads)\n", bw / 1e9, num_threads());
     std::printf("peak RSS (caption):   %.2f GB = checkpoint + %.2f GB\n", rss / 1e9, (rss - ck) / 1e9);
+    std::printf("peak RSS (find --heatmaps): %.2f GB = checkpoint + %.2f GB\n", rss_find / 1e9, (rss_find - ck) / 1e9);
     std::printf("prefill efficiency:   %.2f (achieved FLOP/s / library FLOP/s)\n", ours_flops_s / lib_flops_s);
     std::printf("decode efficiency:    %.2f (weight bytes/s / measured bandwidth)\n", dec_bytes_s / bw);
     std::printf("caption (encode+prefill+%d tokens): %.3f s; find with %d concepts, top-%lld, %lld explained: %.3f s\n",
