@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "golden_compare.h"
+#include "golden_models.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "test_util.h"
@@ -25,42 +26,14 @@ std::string caption_cmd(const fs::path& model, const std::string& image, const s
          " --max-new-tokens 8 " + extra;
 }
 
-// A copy of the golden model (the weights symlinked unless asked) to break.
 fs::path copy_model(const std::string& tag, bool copy_weights = false) {
-  fs::path d = temp_dir("iblip-" + tag);
-  for (const auto& e : fs::directory_iterator(golden(std::string("models/") + kModel))) {
-    const fs::path to = d / e.path().filename();
-    if (e.path().filename() == "model.safetensors" && !copy_weights) fs::create_symlink(e.path(), to);
-    else fs::copy(e.path(), to, fs::copy_options::recursive);
-  }
-  for (const auto& e : fs::recursive_directory_iterator(d))
-    if (!e.is_symlink()) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-  return d;
+  return copy_golden_model(kModel, tag, copy_weights);
 }
 
-// Rewrites <dir>/model.safetensors without the tensor `drop`.
-void drop_tensor(const fs::path& dir, const std::string& drop) {
-  const mmn::SafetensorsCheckpoint ck = mmn::SafetensorsCheckpoint::open(golden(std::string("models/") + kModel).string());
-  std::vector<mmn::TensorSpec> specs;
-  for (const auto& [name, t] : ck.tensors())
-    if (name != drop) specs.push_back({name, t.dtype, t.shape});
-  ASSERT_EQ(specs.size() + 1, ck.tensors().size()) << drop;
-  fs::remove(dir / "model.safetensors");
-  mmn::write_safetensors((dir / "model.safetensors").string(), specs, {{"format", "pt"}},
-                         [&](const mmn::TensorSpec& s, std::FILE* f) {
-                           const mmn::TensorRef& t = ck.get(s.name);
-                           std::fwrite(t.data, 1, t.nbytes, f);
-                         });
-}
+void drop_tensor(const fs::path& dir, const std::string& drop) { mmn::test::drop_tensor(kModel, dir, drop); }
 
-// caption must fail with one line "error: …" containing every needle.
 void expect_error(const fs::path& model, const std::vector<std::string>& needles) {
-  std::string out;
-  const int rc = run_cmd(caption_cmd(model, "tiny_10x10"), &out);
-  EXPECT_NE(rc, 0) << out;
-  EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "not one line: " << out;
-  for (const auto& n : needles) EXPECT_NE(out.find(n), std::string::npos) << "expected '" << n << "' in: " << out;
+  expect_one_line_error(caption_cmd(model, "tiny_10x10"), needles);
 }
 
 }  // namespace
