@@ -114,7 +114,7 @@ std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& di
   m->n_query_ = config.get_int("num_query_tokens", 32);
   if (m->n_query_ <= 0) config.fail_key("num_query_tokens", "must be positive");
 
-  m->proc_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
   const SafetensorsCheckpoint& ck = m->ck_;
 
@@ -123,6 +123,7 @@ std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& di
   const int64_t Dv = vc.hidden, P = static_cast<int64_t>(vc.image_size / vc.patch) * (vc.image_size / vc.patch);
   VitTower& t = m->vision_;
   t.image_size = vc.image_size;
+  m->input_size_ = vc.image_size;
   t.patch = vc.patch;
   t.eps = vc.eps;
   t.patch_w = Weight::from(ck.get(v + "embeddings.patch_embedding.weight", {Dv, 3, vc.patch, vc.patch}));
@@ -186,15 +187,6 @@ std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& di
 
 std::string InstructBlipModel::prompt(const PromptText& p) const {
   return p.prefix.empty() ? p.query : p.query + " " + p.prefix;
-}
-
-PreprocessedImage InstructBlipModel::preprocess(const ImageU8& img) const {
-  PreprocessedImage px = preprocess_image(img, proc_);
-  const int S = vision_.image_size;
-  if (px.height != S || px.width != S)
-    fail(dir_, "/preprocessor_config.json: produces ", px.height, "x", px.width, " pixels but the vision tower expects ",
-         S, "x", S);
-  return px;
 }
 
 std::vector<float> InstructBlipModel::encode_image(const PreprocessedImage& px, Trace* trace) const {

@@ -38,7 +38,6 @@ class InstructBlipModel : public VisionLanguageModel {
   std::string family() const override { return "instructblip"; }
   // "{query} {prefix}", fed to both the LLM and the Q-Former tokenizers.
   std::string prompt(const PromptText& p) const override;
-  PreprocessedImage preprocess(const ImageU8& img) const override;
   // Returns the vision tower output [1 + P, Dv] (post_layernorm applied): the
   // Q-Former needs the instruction, so it runs in build_inputs.
   std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
@@ -54,7 +53,6 @@ class InstructBlipModel : public VisionLanguageModel {
                              std::vector<float>* all_states) const;
 
  private:
-  ImageProcessorConfig proc_;
   VitTower vision_;
   int64_t n_query_ = 0, q_hidden_ = 0, q_max_pos_ = 0;
   int q_heads_ = 1;

@@ -29,9 +29,10 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
   m->proj_act_ = parse_activation(config.get_string("projector_hidden_act", "gelu"), config.path());
   m->image_token_id_ = static_cast<int32_t>(config.get_int("image_token_index", 32000));
 
-  m->proc_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
   m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
+  m->input_size_ = vcfg.image_size;
   const int64_t P = vcfg.patches();
   m->n_image_tokens_ = P + (m->keep_cls_ ? 1 : 0);
   m->grid_ = m->keep_cls_ ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
@@ -47,15 +48,6 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
 
 std::string LlavaModel::prompt(const PromptText& p) const {
   return "USER: <image>\n" + p.query + " ASSISTANT: " + p.prefix;
-}
-
-PreprocessedImage LlavaModel::preprocess(const ImageU8& img) const {
-  PreprocessedImage px = preprocess_image(img, proc_);
-  const int S = vision_->config().image_size;
-  if (px.height != S || px.width != S)
-    fail(dir_, "/preprocessor_config.json: produces ", px.height, "x", px.width, " pixels but the vision tower expects ",
-         S, "x", S);
-  return px;
 }
 
 std::vector<float> LlavaModel::encode_image(const PreprocessedImage& px, Trace* trace) const {

@@ -15,7 +15,6 @@ class LlavaModel : public VisionLanguageModel {
 
   std::string family() const override { return "llava"; }
   std::string prompt(const PromptText& p) const override;
-  PreprocessedImage preprocess(const ImageU8& img) const override;
   std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
   int64_t image_tokens() const override { return n_image_tokens_; }
   int grid_side() const override { return grid_; }
@@ -23,7 +22,6 @@ class LlavaModel : public VisionLanguageModel {
                             Trace* trace) const override;
 
  private:
-  ImageProcessorConfig proc_;
   std::unique_ptr<ClipVisionTower> vision_;
   int feature_state_ = 0;   // index into the vision hidden states
   bool keep_cls_ = false;   // select strategy "full"

@@ -92,7 +92,7 @@ std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, con
     aj.fail_key("grid_size", "must be image_size / patch_size = " + std::to_string(grid));
   m->a_hidden_ = Ha;
 
-  m->proc_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
   const SafetensorsCheckpoint& ck = m->ck_;
 
@@ -100,6 +100,7 @@ std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, con
   const std::string v = "model.vision_model.";
   VitTower& t = m->vision_;
   t.image_size = S;
+  m->input_size_ = S;
   t.patch = p;
   t.eps = veps;
   t.patch_w = Weight::from(ck.get(v + "embeddings.patch_embed.weight", {Dv, 3, p, p}));
@@ -159,15 +160,6 @@ std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, con
 
 std::string MplugOwl2Model::prompt(const PromptText& p) const {
   return "USER: <|image|>" + p.query + " ASSISTANT:" + (p.prefix.empty() ? "" : " " + p.prefix);
-}
-
-PreprocessedImage MplugOwl2Model::preprocess(const ImageU8& img) const {
-  PreprocessedImage px = preprocess_image(img, proc_);
-  const int S = vision_.image_size;
-  if (px.height != S || px.width != S)
-    fail(dir_, "/preprocessor_config.json: produces ", px.height, "x", px.width, " pixels but the vision tower expects ",
-         S, "x", S);
-  return px;
 }
 
 std::vector<float> MplugOwl2Model::encode_image(const PreprocessedImage& px, Trace* trace) const {

@@ -23,7 +23,6 @@ class MplugOwl2Model : public VisionLanguageModel {
   std::string family() const override { return "mplug-owl2"; }
   // "USER: <|image|>{query} ASSISTANT: {prefix}" (conversation template mplug_owl2).
   std::string prompt(const PromptText& p) const override;
-  PreprocessedImage preprocess(const ImageU8& img) const override;
   std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
   int64_t image_tokens() const override { return n_queries_ + 1; }
   int grid_side() const override { return 0; }
@@ -33,7 +32,6 @@ class MplugOwl2Model : public VisionLanguageModel {
   static constexpr int32_t kImageTokenId = -200;  // IMAGE_TOKEN_INDEX of tokenizer_image_token
 
  private:
-  ImageProcessorConfig proc_;
   VitTower vision_;
   int64_t n_queries_ = 0, a_hidden_ = 0;
   int a_heads_ = 1;

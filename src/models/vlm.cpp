@@ -32,6 +32,14 @@ const Trace::Array* Trace::find(const std::string& name) const {
   return nullptr;
 }
 
+PreprocessedImage VisionLanguageModel::preprocess(const ImageU8& img) const {
+  PreprocessedImage px = preprocess_image(img, image_processor_);
+  if (px.height != input_size_ || px.width != input_size_)
+    fail(dir_, "/preprocessor_config.json: produces ", px.height, "x", px.width, " pixels but the vision tower expects ",
+         input_size_, "x", input_size_);
+  return px;
+}
+
 void VisionLanguageModel::load_eos(int32_t fallback) {
   namespace fs = std::filesystem;
   eos_ids_.clear();

@@ -53,7 +53,9 @@ class VisionLanguageModel {
   virtual std::string family() const = 0;  // "llava", "instructblip", "mplug-owl2"
   // Full prompt text with the image placeholder (before tokenization).
   virtual std::string prompt(const PromptText& p) const = 0;
-  virtual PreprocessedImage preprocess(const ImageU8& img) const = 0;
+  // The checkpoint's preprocessor_config.json applied to an image; checks the
+  // result has the vision tower's input size.
+  PreprocessedImage preprocess(const ImageU8& img) const;
   // Image → its prompt-independent encoding, which build_inputs consumes: the
   // LLM-space tokens [image_tokens(), D] for LLaVA and mPLUG-Owl2; for
   // InstructBLIP, whose Q-Former reads the instruction, the vision tower output
@@ -81,6 +83,8 @@ class VisionLanguageModel {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<LlamaDecoder> decoder_;
   std::vector<int32_t> eos_ids_;
+  ImageProcessorConfig image_processor_;
+  int input_size_ = 0;  // square input side of the vision tower
   // Reads generation_config.json's eos_token_id (int or list), else `fallback`.
   void load_eos(int32_t fallback);
 };
