@@ -9,6 +9,7 @@
 
 #include "io/atomic_file.h"
 #include "io/npy.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -95,3 +96,46 @@ INSTANTIATE_TEST_SUITE_P(AllCases, FindGolden,
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
+
+// --fold-norm-gain scores U[t] ⊙ g (g = final RMSNorm weight): recomputed here
+// from the reference's activations and the checkpoint's weights.
+TEST(FindGoldenFold, FoldNormGainScores) {
+  MMN_REQUIRE_SHARED();
+  const std::string model = "tiny-llava-a-f32", image = "landscape_80x60";
+  const fs::path ref_dir = golden("cases/" + model + "/" + image);
+  mmn::NpyArray act = mmn::read_npy((ref_dir / "act_fn_gate_steps.npy").string());
+  const std::vector<float> a = act.as_f32();
+  const int64_t L = act.shape[1], I = act.shape[2];
+  const json summary = json::parse(mmn::read_file((ref_dir / "summary.json").string()));
+  const int32_t t0 = summary["generation"]["generated_ids"][0];
+  auto ck = mmn::SafetensorsCheckpoint::open(golden("models/" + model).string());
+  const float* U = static_cast<const float*>(ck.get("language_model.lm_head.weight").data);
+  const float* g = static_cast<const float*>(ck.get("language_model.model.norm.weight").data);
+  const int64_t D = ck.get("language_model.model.norm.weight").shape[0];
+  std::vector<std::pair<double, int64_t>> scores;  // (score, flat index) at step 0
+  for (int64_t l = 0; l < L; ++l) {
+    const float* W = static_cast<const float*>(ck.get("language_model.model.layers." + std::to_string(l) + ".mlp.down_proj.weight").data);
+    for (int64_t i = 0; i < I; ++i) {
+      double p = 0;
+      for (int64_t d = 0; d < D; ++d) p += static_cast<double>(W[d * I + i]) * U[t0 * D + d] * g[d];
+      scores.emplace_back(a[l * I + i] * p, l * I + i);
+    }
+  }
+  std::sort(scores.begin(), scores.end(), [](auto& x, auto& y) { return x.first > y.first; });
+  fs::path out = temp_dir("fold");
+  std::string log;
+  ASSERT_EQ(run_cmd(binary() + " find --model " + golden("models/" + model).string() + " --image " +
+                        golden("images/" + image + ".png").string() + " --out " + out.string() +
+                        " --tokens all --top-k 10 --max-new-tokens 1 --fold-norm-gain",
+                    &log),
+            0)
+      << log;
+  const json res = json::parse(mmn::read_file((out / image / "result.json").string()));
+  const json& ns = res["nouns"][0]["neurons"];
+  ASSERT_EQ(ns.size(), 10u);
+  for (size_t r = 0; r < 10; ++r) {
+    EXPECT_NEAR(ns[r]["score"].get<double>(), scores[r].first, 1e-4 * std::fabs(scores[0].first)) << r;
+    EXPECT_EQ(ns[r]["layer"].get<int64_t>() * I + ns[r]["unit"].get<int64_t>(), scores[r].second) << r;
+  }
+  fs::remove_all(out);
+}
