@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/default_model.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "kernels/threading.h"
@@ -84,7 +85,7 @@ void run_caption(const CaptionArgs& a) {
   init_threads(a.threads);
   if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
   auto t0 = clock::now();
-  std::unique_ptr<VisionLanguageModel> model = load_model(a.model);
+  std::unique_ptr<VisionLanguageModel> model = load_model(resolve_model_dir(a.model));
   const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
   ImageU8 img = load_image(a.image);
@@ -142,7 +143,7 @@ void run_caption(const CaptionArgs& a) {
 void register_caption(CLI::App& app) {
   auto a = std::make_shared<CaptionArgs>();
   CLI::App* cmd = app.add_subcommand("caption", "Caption one image greedily (prompt templates per method.md §2)");
-  cmd->add_option("--model", a->model, "Checkpoint directory (Hugging Face layout)")->required();
+  cmd->add_option("--model", a->model, "Checkpoint directory, Hugging Face layout (default: the bundled shapes model)");
   cmd->add_option("--image", a->image, "Image file (PNG or JPEG)")->required();
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix the caption continues")->capture_default_str();

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/default_model.h"
 #include "cli/find_output.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
@@ -25,7 +26,7 @@ using nlohmann::json;
 namespace {
 
 struct FindArgs {
-  std::string model, images_dir, dataset, images_root, out, activation = "act", tokens = "nouns", nouns, shard = "0/1";
+  std::string model, images_dir, dataset, images_root, out, activation = "act", method = "score", tokens = "nouns", nouns, shard = "0/1";
   std::vector<std::string> images;
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
@@ -66,6 +67,8 @@ void run_find(const FindArgs& a) {
   opt.report = std::min(a.report, a.top_k);
   opt.activation = parse_activation_variant(a.activation);
   opt.fold_norm_gain = a.fold_norm_gain;
+  if (a.method != "score" && a.method != "gradient") fail("--method: expected score or gradient, got '", a.method, "'");
+  opt.method = a.method == "gradient" ? RankMethod::Gradient : RankMethod::Score;
   opt.all_tokens = a.tokens == "all";
   opt.nouns = split_commas(a.nouns);
   opt.heatmaps = a.heatmaps;
@@ -93,7 +96,7 @@ void run_find(const FindArgs& a) {
   }
   std::vector<DatasetItem> items = select_items(all, a.start, a.end, shard_i, shard_n);
 
-  auto model = load_model(a.model);
+  auto model = load_model(resolve_model_dir(a.model));
   if (opt.top_k > static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate)
     fail("--top-k ", opt.top_k, " is larger than the model's ",
          static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,
@@ -101,7 +104,7 @@ void run_find(const FindArgs& a) {
   std::unique_ptr<WordNet> wordnet;
   if (!opt.all_tokens && opt.nouns.empty()) wordnet = std::make_unique<WordNet>(WordNet::load());
 
-  RunInfo info = make_run_info(*model, opt, a.model);
+  RunInfo info = make_run_info(*model, opt, resolve_model_dir(a.model));
   check_or_write_run_json(a.out, info, shard_i, shard_n);
 
   Explainer explainer(*model, opt.explain_tokens);
@@ -142,7 +145,7 @@ void run_find(const FindArgs& a) {
 void register_find(CLI::App& app) {
   auto a = std::make_shared<FindArgs>();
   CLI::App* cmd = app.add_subcommand("find", "Find the multi-modal neurons of each noun of each caption");
-  cmd->add_option("--model", a->model, "Checkpoint directory")->required();
+  cmd->add_option("--model", a->model, "Checkpoint directory (default: the bundled shapes model)");
   cmd->add_option("--image", a->images, "Image file(s)");
   cmd->add_option("--images", a->images_dir, "Folder of images (.png/.jpg)");
   cmd->add_option("--dataset", a->dataset, "Dataset file: SBU-style JSON or JSONL {\"image\":…, \"caption\":…}");
@@ -153,6 +156,9 @@ void register_find(CLI::App& app) {
                   "Of the top-k, how many result.json lists with their top tokens (logit lens)")
       ->capture_default_str();
   cmd->add_option("--activation", a->activation, "act = SiLU(gate) (the reference), swiglu = SiLU(gate)*up")
+      ->capture_default_str();
+  cmd->add_option("--method", a->method,
+                  "score: the paper's gradient-free score; gradient: Z*dy/dZ max over image tokens (baseline)")
       ->capture_default_str();
   cmd->add_flag("--fold-norm-gain", a->fold_norm_gain, "Multiply U[t] by the final RMSNorm weight");
   cmd->add_option("--tokens", a->tokens, "nouns (default) or all: every generated token")->capture_default_str();

@@ -10,6 +10,7 @@ void register_shapes(CLI::App& app);
 void register_train(CLI::App& app);
 void register_find(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_groundtruth(CLI::App& app);
 void register_nouns(CLI::App& app);
 
 }  // namespace mmn::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   mmn::cli::register_train(app);
   mmn::cli::register_find(app);
   mmn::cli::register_merge(app);
+  mmn::cli::register_groundtruth(app);
   mmn::cli::register_nouns(app);
   try {
     app.parse(argc, argv);

@@ -162,7 +162,7 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     o.color = shape_colors()[color];
     o.size = big ? "big" : "small";
     o.position = shape_positions()[cols[i]];
-    const double r = (big ? 0.145 : 0.08) * S * rng.uniform(0.92, 1.08);
+    const double r = (big ? 0.15 : 0.10) * S * rng.uniform(0.92, 1.08);
     const double slack = std::max(0.0, third / 2 - r - 1.5);
     const double cx = (cols[i] + 0.5) * third + rng.uniform(-slack, slack);
     const double cy = rng.uniform(r + 2, S - r - 2);

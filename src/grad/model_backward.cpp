@@ -75,7 +75,8 @@ void clip_backward(const ClipVisionTower& tower, const ClipTape& tape, int state
     linear_backward(tape.patches.data(), de.data() + D, P, tower.patch_embedding(), nullptr, gw, nullptr);
 }
 
-void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, GradSink* g) {
+void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, GradSink* g,
+                    const std::function<void(int layer, const float* dpost)>& on_mlp_grad) {
   const LlamaConfig& c = dec.config();
   const int64_t rows = tape.rows, D = c.hidden, I = c.intermediate;
   const int nh = c.n_heads, nkv = c.n_kv_heads, hd = c.head_dim;
@@ -93,6 +94,7 @@ void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, G
     std::fill(dup.begin(), dup.end(), 0.f);
     std::fill(dh.begin(), dh.end(), 0.f);
     linear_bw(L.down, t.post.data(), dx, rows, dpost.data(), g);
+    if (on_mlp_grad) on_mlp_grad(l, dpost.data());
     swiglu_backward(t.gate.data(), t.up.data(), dpost.data(), dgate.data(), dup.data(), rows * I);
     linear_bw(L.gate, t.h2.data(), dgate.data(), rows, dh.data(), g);
     linear_bw(L.up, t.h2.data(), dup.data(), rows, dh.data(), g);

@@ -4,6 +4,7 @@
 // gradient attribution on a stored-dtype checkpoint).
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "grad/params.h"
 #include "models/clip.h"
@@ -20,6 +21,8 @@ void vit_layer_backward(const VitLayer& L, const VitLayerTape& t, int64_t rows, 
 void clip_backward(const ClipVisionTower& tower, const ClipTape& tape, int state, const float* dstate, GradSink* g);
 
 // dx [rows, D]: on entry ∂L/∂(last layer's output), on return ∂L/∂(input embeddings).
-void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, GradSink* g);
+// on_mlp_grad (optional) sees each layer's ∂L/∂(down_proj input) [rows, I].
+void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, GradSink* g,
+                    const std::function<void(int layer, const float* dpost)>& on_mlp_grad = {});
 
 }  // namespace mmn

@@ -17,7 +17,7 @@ namespace mmn {
 // → 64 image tokens) and "tiny" (tests: 32×32 images, 16 image tokens).
 struct ShapesModelShape {
   int image = 64, patch = 8;
-  int v_hidden = 96, v_inter = 384, v_layers = 4, v_heads = 4;  // CLIP ViT; feature layer −2
+  int v_hidden = 128, v_inter = 512, v_layers = 4, v_heads = 4;  // CLIP ViT; feature layer −2
   int t_hidden = 128, t_inter = 352, t_layers = 4, t_heads = 4, t_kv = 2;  // LLaMA, GQA
   int vocab_pieces = 512;  // SentencePiece vocabulary bound (bytes and characters take ~300)
 };

@@ -56,6 +56,7 @@ class VisionLanguageModel {
   // The checkpoint's preprocessor_config.json applied to an image; checks the
   // result has the vision tower's input size.
   PreprocessedImage preprocess(const ImageU8& img) const;
+  int input_size() const { return input_size_; }
   // Image → its prompt-independent encoding, which build_inputs consumes: the
   // LLM-space tokens [image_tokens(), D] for LLaVA and mPLUG-Owl2; for
   // InstructBLIP, whose Q-Former reads the instruction, the vision tower output

@@ -12,6 +12,7 @@
 #include "kernels/linear.h"
 #include "kernels/ops.h"
 #include "models/generate.h"
+#include "neurons/gradient.h"
 #include "neurons/nouns.h"
 #include "neurons/recorders.h"
 #include "util/error.h"
@@ -184,7 +185,14 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
     ConceptResult& cr = r.concepts[k];
     const std::vector<float>& a = acts.step(cr.step);
     for (int64_t f = 0; f < L * I; ++f) score[f] = a[f] * proj[k][f];
-    for (auto& n : top_k(score, I, opt.top_k)) cr.neurons.push_back({n.layer, n.unit, n.score});
+    if (opt.method == RankMethod::Gradient || opt.also_gradient) {
+      std::vector<float> attr = gradient_attribution(model, in, gen.generated, cr.step);
+      std::vector<NeuronEntry>& dst = opt.method == RankMethod::Gradient ? cr.neurons : cr.gradient_neurons;
+      for (auto& n : top_k(attr, I, opt.top_k)) dst.push_back({n.layer, n.unit, n.score});
+      if (opt.method == RankMethod::Gradient) score = std::move(attr);  // random baselines report attributions
+    }
+    if (opt.method == RankMethod::Score)
+      for (auto& n : top_k(score, I, opt.top_k)) cr.neurons.push_back({n.layer, n.unit, n.score});
     if (opt.random_baseline > 0) {
       std::uniform_int_distribution<int64_t> any(0, L * I - 1), unit(0, I - 1);
       for (int j = 0; j < opt.random_baseline; ++j) {

@@ -19,6 +19,7 @@ namespace mmn {
 class WordNet;
 
 enum class ActivationVariant { Act, SwiGLU };  // SiLU(gate) | SiLU(gate)·up
+enum class RankMethod { Score, Gradient };      // the paper's score | Z·∂y/∂Z (method.md §5)
 ActivationVariant parse_activation_variant(const std::string& s);
 const char* activation_variant_name(ActivationVariant v);
 
@@ -29,6 +30,8 @@ struct FindOptions {
   int64_t report = 100;                // of those, listed with explanations in result.json
   ActivationVariant activation = ActivationVariant::Act;
   bool fold_norm_gain = false;
+  RankMethod method = RankMethod::Score;  // what ranks `neurons`
+  bool also_gradient = false;          // with Score: fill ConceptResult::gradient_neurons too
   bool all_tokens = false;             // one entry per generated step instead of nouns
   std::vector<std::string> nouns;      // given by hand (overrides tagging)
   bool heatmaps = false;               // keep image-row FFN inputs for maps
@@ -50,6 +53,7 @@ struct ConceptResult {
   int step = 0;        // index among the generated tokens whose prediction is scored
   std::vector<NeuronEntry> neurons;  // top-k, ranked
   std::vector<NeuronEntry> random_uniform, random_layer_matched;
+  std::vector<NeuronEntry> gradient_neurons;  // top-k by gradient attribution (also_gradient)
 };
 
 struct ImageFindResult {
@@ -60,7 +64,7 @@ struct ImageFindResult {
   std::vector<int64_t> permutation;        // position p holds image token permutation[p] (empty: none)
   PreprocessedImage image;                 // the model input, for heatmaps
   int64_t image_pos0 = 0, image_tokens = 0;
-  double prefill_s = 0, decode_s = 0, score_s = 0;
+  double prefill_s = 0, decode_s = 0, score_s = 0;  // score_s: ranking (scores or gradients)
   // Image-row FFN inputs [L, P, D] (blocks.{l}.ln2.hook_normalized), only with heatmaps:
   // any neuron's map is two dot products per row, recomputed on demand.
   std::vector<float> image_ffn_inputs;

@@ -1,0 +1,30 @@
+#include "cli/default_model.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+#include "util/error.h"
+
+namespace mmn::cli {
+
+std::string resolve_model_dir(const std::string& given) {
+  namespace fs = std::filesystem;
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("MMN_MODEL")) return env;
+  std::vector<fs::path> candidates = {fs::path(MMN_SOURCE_ROOT) / "models" / "shapes-llava"};
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    const fs::path exe(std::string(buf, static_cast<size_t>(n)));
+    candidates.push_back(exe.parent_path().parent_path() / "models" / "shapes-llava");
+    candidates.push_back(exe.parent_path().parent_path() / "share" / "mmneuron" / "models" / "shapes-llava");
+  }
+  for (auto& c : candidates)
+    if (fs::exists(c / "config.json")) return c.string();
+  fail("no --model given and the bundled model (models/shapes-llava) was not found; set MMN_MODEL or pass --model");
+}
+
+}  // namespace mmn::cli
