@@ -95,8 +95,8 @@ TEST(Shapes, ScenesMatchTheirCaptionsAndMasks) {
       const std::map<std::string, double> factor = {
           {"circle", 3.14159}, {"square", 2.89}, {"triangle", 1.75}, {"diamond", 2.0}, {"cross", 2.36}};
       const double r = (o.size == "big" ? 0.15 : 0.10) * S;
-      EXPECT_GT(area, 0.75 * factor.at(o.shape) * r * r) << sc.caption;
-      EXPECT_LT(area, 1.3 * factor.at(o.shape) * r * r) << sc.caption;
+      EXPECT_GT(area, 0.65 * factor.at(o.shape) * r * r) << sc.caption;
+      EXPECT_LT(area, 1.45 * factor.at(o.shape) * r * r) << sc.caption;
       const int third = static_cast<int>(sx / area / (S / 3.0));
       EXPECT_EQ(shape_positions()[third], o.position);
       EXPECT_GT(third, prev_third);  // left to right

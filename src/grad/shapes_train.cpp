@@ -431,7 +431,9 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return elapsed0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   std::unique_ptr<Progress> bar;
-  if (opt.show_progress && opt.steps > start) bar = std::make_unique<Progress>("train", opt.steps, "steps");
+  if (opt.show_progress && opt.steps > start)
+    bar = std::make_unique<Progress>(start > 0 ? "train (resumed at " + std::to_string(start) + ")" : "train",
+                                     opt.steps - start, "steps");
   auto checkpoint = [&](int64_t step) {
     model->save_weights(opt.out, {{"step", std::to_string(step)}});
     write_state(opt.out, adam, step, elapsed(), opt);
@@ -490,7 +492,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     const double loss = loss_sum / static_cast<double>(targets);
     if (!std::isfinite(loss)) fail("train: the loss diverged at step ", step, " (try a lower --lr)");
     log.push_back({step, loss, lr, norm, elapsed()});
-    if (bar) bar->update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr));
+    if (bar) bar->update(step + 1 - start, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr));
     if ((step + 1) % opt.checkpoint_every == 0 || step + 1 == end) checkpoint(step + 1);
   }
   if (bar) bar->finish();
