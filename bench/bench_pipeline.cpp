@@ -193,6 +193,8 @@ int main(int argc, char** argv) {
           while (!w.empty() && w.front() == ' ') w.erase(w.begin());
           if (!w.empty() && w.find(' ') == std::string::npos) fo.nouns.push_back(w);
         }
+      // No word-like tokens (a random model's tokenizer may not know its ids): score every step.
+      if (fo.nouns.empty()) fo.all_tokens = true;
       auto t2 = Clock::now();
       ImageFindResult fr = find_neurons(*model, nullptr, load_image(a.image), fo);
       Explainer ex(*model, fo.explain_tokens);  // fresh: no cache from earlier repeats

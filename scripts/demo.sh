@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install dependencies, build, and caption the
-# bundled sample image with a tiny random-weight LLaVA-1.5 checkpoint.
+# The main job on a fresh machine: install dependencies, build, and find the
+# multi-modal neurons of the bundled shapes model on the bundled scenes, with
+# heatmaps. Results land in out/find/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-mkdir -p out
-[ -f out/tiny-llava/model.safetensors ] || ./build/mmneuron make-random --preset tiny --dtype f32 --out out/tiny-llava
-./build/mmneuron caption --model out/tiny-llava --image assets/sample.png --json --dump out/caption-dump
-echo "intermediate arrays (.npy) are in out/caption-dump/"
+./build/mmneuron find --images assets/scenes/images --out out/find --heatmaps
+cat <<'TXT'
+
+Results are in out/find/:
+  out/find/<scene>/result.json    caption, nouns, each noun's top neurons with their top tokens
+  out/find/<scene>/neurons.npy    the full top-1000 per noun (layer, unit, score)
+  out/find/<scene>/heatmaps/<step>_<noun>/mean_top10.png (+ _mask.png)   where the top neurons fire
+  (ground truth for the scenes: assets/scenes/captions.jsonl and assets/scenes/masks/)
+TXT

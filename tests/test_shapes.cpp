@@ -91,12 +91,12 @@ TEST(Shapes, ScenesMatchTheirCaptionsAndMasks) {
             EXPECT_TRUE(x >= o.x0 && x < o.x1 && y >= o.y0 && y < o.y1);
           }
       ASSERT_GT(area, 10);
-      // The area is the shape's nominal area (radius 0.15·S big, 0.10·S small, ±8%).
+      // The area is the shape's nominal area (radius 0.145·S big, 0.105·S small, ±4%).
       const std::map<std::string, double> factor = {
           {"circle", 3.14159}, {"square", 2.89}, {"triangle", 1.75}, {"diamond", 2.0}, {"cross", 2.36}};
-      const double r = (o.size == "big" ? 0.15 : 0.10) * S;
-      EXPECT_GT(area, 0.65 * factor.at(o.shape) * r * r) << sc.caption;
-      EXPECT_LT(area, 1.45 * factor.at(o.shape) * r * r) << sc.caption;
+      const double r = (o.size == "big" ? 0.145 : 0.105) * S;
+      EXPECT_GT(area, 0.75 * factor.at(o.shape) * r * r) << sc.caption;
+      EXPECT_LT(area, 1.3 * factor.at(o.shape) * r * r) << sc.caption;
       const int third = static_cast<int>(sx / area / (S / 3.0));
       EXPECT_EQ(shape_positions()[third], o.position);
       EXPECT_GT(third, prev_third);  // left to right

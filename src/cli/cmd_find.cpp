@@ -50,6 +50,32 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
+// One line per image on stdout: the caption, then each noun's top neurons.
+void print_summary(const std::string& id, const ImageFindResult& r, Explainer& ex, int per_noun) {
+  std::string line = id + ": \"" + r.caption + "\"";
+  for (const auto& c : r.concepts) {
+    if (per_noun == 0) break;
+    line += "\n    " + c.word + ":";
+    const size_t n = std::min<size_t>(static_cast<size_t>(per_noun), c.neurons.size());
+    std::vector<std::pair<int, int>> ids;
+    for (size_t i = 0; i < n; ++i) ids.emplace_back(c.neurons[i].layer, c.neurons[i].unit);
+    std::vector<std::vector<int32_t>> tops = ex.explain(ids);
+    for (size_t i = 0; i < n; ++i) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " L%d.U%d (%.3g) [", c.neurons[i].layer, c.neurons[i].unit, c.neurons[i].score);
+      line += buf;
+      for (size_t t = 0; t < std::min<size_t>(3, tops[i].size()); ++t) line += (t ? "," : "") + ex.token_text(tops[i][t]);
+      line += "]";
+    }
+  }
+  if (!r.skipped_nouns.empty()) {
+    line += "\n    not among the generated tokens:";
+    for (auto& w : r.skipped_nouns) line += " " + w;
+  }
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 void run_find(const FindArgs& a) {
   init_threads(a.threads);
   const int sources = !a.images.empty() + !a.images_dir.empty() + !a.dataset.empty();
@@ -130,6 +156,7 @@ void run_find(const FindArgs& a) {
     }
     ImageFindResult r = find_neurons(*model, wordnet.get(), img, opt);
     write_image_outputs(dir.string(), item, *model, opt, r, explainer);
+    print_summary(item.id, r, explainer, opt.all_tokens ? 0 : 3);
     std::error_code ec;
     fs::remove(dir / "error.txt", ec);
     bar.update(++done, item.id);

@@ -162,10 +162,15 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     o.color = shape_colors()[color];
     o.size = big ? "big" : "small";
     o.position = shape_positions()[cols[i]];
-    const double r = (big ? 0.15 : 0.10) * S * rng.uniform(0.92, 1.08);
-    const double slack = std::max(0.0, third / 2 - r - 1.5);
-    const double cx = (cols[i] + 0.5) * third + rng.uniform(-slack, slack);
-    const double cy = rng.uniform(r + 2, S - r - 2);
+    const double r = (big ? 0.145 : 0.105) * S * rng.uniform(0.96, 1.04);
+    // Centres lie on a grid of S/16 pixels (half a patch of a 64-pixel image
+    // with 8-pixel patches), inside the object's third and the image.
+    const double q = S / 16.0, mid = (cols[i] + 0.5) * third, slack = std::max(0.0, third / 2 - r - 1.0);
+    int lo = static_cast<int>(std::ceil((mid - slack) / q)), hi = static_cast<int>(std::floor((mid + slack) / q));
+    if (lo > hi) lo = hi = static_cast<int>(std::lround(mid / q));
+    const int ylo = static_cast<int>(std::ceil((r + 2) / q)), yhi = static_cast<int>(std::floor((S - r - 2) / q));
+    const double cx = q * (lo + rng.below(hi - lo + 1));
+    const double cy = q * (ylo + rng.below(yhi - ylo + 1));
     Rgb c = kColors[color];
     c.r = std::clamp(c.r + rng.below(31) - 15, 0, 255);
     c.g = std::clamp(c.g + rng.below(31) - 15, 0, 255);

@@ -4,8 +4,9 @@
 // on that object's pixels.
 //
 // A scene has 1–3 objects in distinct thirds of the image (left, center,
-// right), each with a shape, a colour and a size, on a muted background with
-// light pixel noise. Its caption follows a fixed grammar, objects left to
+// right), each with a shape, a colour and a size (radius 0.145·S or 0.105·S,
+// ±4%), centred on a grid of S/16 pixels, on a muted background with light
+// pixel noise. Its caption follows a fixed grammar, objects left to
 // right:  "a big red circle on the left, a small blue triangle in the center
 // and a yellow square on the right" (1 object: "A"; 2: "A and B"; 3: "A, B and C").
 #pragma once

@@ -160,6 +160,26 @@ std::vector<Init> llava_inits(const ShapesModelShape& s, int64_t V) {
   return t;
 }
 
+// Adds a 2-D sine-cosine pattern to the patch rows (row 0 is the class token)
+// of a [1 + g·g, D] position embedding: half the dimensions encode the patch
+// row, half the column, so neighbouring patches start out similar and the
+// vision tower can learn local attention early.
+void add_2d_sincos(float* pos, int g, int64_t D) {
+  const int64_t half = D / 2, nf = half / 2;
+  for (int gy = 0; gy < g; ++gy)
+    for (int gx = 0; gx < g; ++gx) {
+      float* row = pos + (1 + static_cast<int64_t>(gy) * g + gx) * D;
+      for (int axis = 0; axis < 2; ++axis) {
+        const double p = axis == 0 ? gy : gx;
+        for (int64_t i = 0; i < nf; ++i) {
+          const double w = std::pow(100.0, -static_cast<double>(i) / static_cast<double>(nf));
+          row[axis * half + i] += static_cast<float>(0.3 * std::sin(p * w));
+          row[axis * half + nf + i] += static_cast<float>(0.3 * std::cos(p * w));
+        }
+      }
+    }
+}
+
 void write_init_weights(const std::string& dir, const ShapesModelShape& s, int64_t V, uint64_t seed) {
   std::vector<Init> inits = llava_inits(s, V);
   std::vector<TensorSpec> specs;
@@ -173,6 +193,8 @@ void write_init_weights(const std::string& dir, const ShapesModelShape& s, int64
                       const uint64_t base = mix(seed ^ mix(k + 101));
                       for (int64_t i = 0; i < n; ++i)
                         v[i] = inits[k].center + (inits[k].std > 0 ? inits[k].std * normal_at(base + i) : 0.f);
+                      if (spec.name == "vision_tower.vision_model.embeddings.position_embedding.weight")
+                        add_2d_sincos(v.data(), s.image / s.patch, s.v_hidden);
                       if (std::fwrite(v.data(), 4, n, out) != static_cast<size_t>(n))
                         fail(dir, ": write failed (disk full?)");
                     });
