@@ -81,16 +81,18 @@ double library_gemm_s(int64_t M, int64_t N, int64_t K, int repeats) {
 struct Args {
   std::string model, image = "assets/sample.png";
   int repeats = 3, decode_tokens = 16;
+  bool gradient = false;  // also time find --method gradient
 };
 
 // Runs caption (or find with --heatmaps) once in a child process and returns
 // its peak RSS in bytes.
-long child_peak_rss(const Args& a, bool find) {
+long child_peak_rss(const Args& a, bool find, RankMethod method = RankMethod::Score) {
   pid_t pid = fork();
   if (pid == 0) {
     auto model = load_model(a.model);
     if (find) {
       FindOptions fo;
+      fo.method = method;
       fo.max_new_tokens = a.decode_tokens;
       fo.all_tokens = true;
       fo.heatmaps = true;
@@ -108,9 +110,8 @@ long child_peak_rss(const Args& a, bool find) {
     _exit(0);
   }
   int st = 0;
-  waitpid(pid, &st, 0);
   struct rusage ru {};
-  getrusage(RUSAGE_CHILDREN, &ru);  // the largest child so far
+  wait4(pid, &st, 0, &ru);  // this child's own peak
   return ru.ru_maxrss * 1024L;
 }
 
@@ -131,8 +132,9 @@ int main(int argc, char** argv) {
     else if (k == "--image") a.image = next();
     else if (k == "--repeats") a.repeats = std::stoi(next());
     else if (k == "--decode-tokens") a.decode_tokens = std::stoi(next());
+    else if (k == "--gradient") a.gradient = true;
     else {
-      std::fprintf(stderr, "error: unknown option %s\nusage: bench_pipeline --model DIR [--image FILE] [--repeats N] [--decode-tokens N]\n", k.c_str());
+      std::fprintf(stderr, "error: unknown option %s\nusage: bench_pipeline --model DIR [--image FILE] [--repeats N] [--decode-tokens N] [--gradient]\n", k.c_str());
       return 2;
     }
   }
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
     init_threads();
     std::printf("threads: %d\n", num_threads());
     const long rss = child_peak_rss(a, false);
-    const long rss_find = std::max(rss, child_peak_rss(a, true));
+    const long rss_find = child_peak_rss(a, true);
 
     auto t0 = Clock::now();
     auto model = load_model(a.model);
@@ -208,6 +210,22 @@ int main(int argc, char** argv) {
     }
     const double cap_s = median(cap_t), find_s = median(find_t);
 
+    // The gradient baseline on the same inputs and concepts.
+    double grad_s = 0;
+    long rss_grad = 0;
+    if (a.gradient) {
+      std::vector<double> gt;
+      FindOptions go = fo;
+      go.method = RankMethod::Gradient;
+      for (int r = 0; r < a.repeats; ++r) {
+        auto t3 = Clock::now();
+        find_neurons(*model, nullptr, load_image(a.image), go);
+        gt.push_back(secs(t3));
+      }
+      grad_s = median(gt);
+      rss_grad = child_peak_rss(a, true, RankMethod::Gradient);
+    }
+
     // FLOPs of one prefill: decoder linears + attention scores/values (as computed: full S×S per head) + last-row lm_head.
     const double S = static_cast<double>(in.seq_len), D = c.hidden, I = c.intermediate;
     const double KV = static_cast<double>(c.n_kv_heads) * c.head_dim;
@@ -266,6 +284,9 @@ int main(int argc, char** argv) {
                 a.decode_tokens, cap_s, n_concepts, static_cast<long long>(fo.top_k), static_cast<long long>(fo.report),
                 find_s);
     std::printf("find overhead over caption: %.1f%%\n", 100.0 * (find_s - cap_s) / cap_s);
+    if (a.gradient)
+      std::printf("find --method gradient: %.3f s (%.1fx find --method score); peak RSS %.3f GB (score: %.3f GB)\n",
+                  grad_s, grad_s / find_s, rss_grad / 1e9, rss_find / 1e9);
     std::printf("FLOPs for %d tokens, %d concepts: ours %.3g; reference (no KV cache) %.3g (%.1fx) + projection table %.3g once\n",
                 a.decode_tokens, n_concepts, ours, ref, ref / ours, table);
   } catch (const std::exception& e) {

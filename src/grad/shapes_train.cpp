@@ -53,11 +53,6 @@ float normal_at(uint64_t key) {
 // seed; evaluation uses kShapesHeldOutSeed.
 uint64_t train_stream(uint64_t seed) { return mix(seed ^ 0x7472616e5eedull); }
 
-std::string prompt_text() {
-  // LlavaModel::prompt with the default query and prefix (method.md §2).
-  return "USER: <image>\nDescribe the image in few words. ASSISTANT: An image of";
-}
-
 // --- fresh checkpoint ---
 
 json llava_config(const ShapesModelShape& s, int64_t vocab, int32_t image_token, int32_t pad) {
@@ -314,13 +309,23 @@ void write_loss_svg(const std::string& path, const std::vector<LogEntry>& log) {
   s << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">step</text>\n";
   s << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
     << "\" fill=\"none\" stroke=\"#333\"/>\n";
+  // Light: the mean of each bucket of steps (at most ~800 points); dark: an
+  // exponential moving average of the per-step loss.
+  const size_t bucket = std::max<size_t>(1, (log.size() + 799) / 800);
   s << "<polyline fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"";
-  for (auto& e : log) s << fmt("%.1f", X(static_cast<double>(e.step))) << "," << fmt("%.1f", Y(e.loss)) << " ";
+  for (size_t i = 0; i < log.size(); i += bucket) {
+    const size_t j = std::min(log.size(), i + bucket);
+    double sum = 0;
+    for (size_t k = i; k < j; ++k) sum += log[k].loss;
+    s << fmt("%.1f", X(0.5 * static_cast<double>(log[i].step + log[j - 1].step))) << ","
+      << fmt("%.1f", Y(sum / static_cast<double>(j - i))) << " ";
+  }
   s << "\"/>\n<polyline fill=\"none\" stroke=\"#08519c\" stroke-width=\"2\" points=\"";
   double ema = log.front().loss;
-  for (auto& e : log) {
-    ema = 0.95 * ema + 0.05 * e.loss;
-    s << fmt("%.1f", X(static_cast<double>(e.step))) << "," << fmt("%.1f", Y(ema)) << " ";
+  for (size_t i = 0; i < log.size(); ++i) {
+    ema = 0.98 * ema + 0.02 * log[i].loss;
+    if (i % bucket == bucket - 1 || i + 1 == log.size())
+      s << fmt("%.1f", X(static_cast<double>(log[i].step))) << "," << fmt("%.1f", Y(ema)) << " ";
   }
   s << "\"/>\n<text x=\"" << W - R - 6 << "\" y=\"" << T + 16 << "\" text-anchor=\"end\">final (smoothed) "
     << fmt("%.4f", ema) << "</text>\n</svg>\n";
@@ -441,7 +446,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   SampleMaker maker;
   maker.tok = &model->tokenizer();
   maker.proc = &model->image_processor();
-  maker.prompt = prompt_text();
+  maker.prompt = load_model(opt.out)->prompt(PromptText{});  // the template inference uses
   maker.prompt_ids = model->tokenizer().encode(maker.prompt);
   maker.so.image_size = shape.image;
 
@@ -518,6 +523,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     if ((step + 1) % opt.checkpoint_every == 0 || step + 1 == end) checkpoint(step + 1);
   }
   if (bar) bar->finish();
+  if (start >= end && !log.empty()) write_log(opt.out, log);  // nothing to train: refresh the log and plot
 
   TrainSummary r;
   r.start_step = start;

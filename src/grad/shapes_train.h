@@ -27,11 +27,11 @@ std::vector<std::string> shapes_model_presets();
 struct TrainOptions {
   std::string out;
   std::string preset = "small";
-  int64_t steps = 3000;
-  int batch = 32;
-  float lr = 2e-3f;
+  int64_t steps = 14000;
+  int batch = 16;
+  float lr = 1.5e-3f;
   float min_lr_ratio = 0.05f;  // cosine floor, relative to lr
-  int64_t warmup = 150;
+  int64_t warmup = 300;
   float weight_decay = 0.05f;
   float clip = 1.0f;           // global gradient-norm clip
   uint64_t seed = 1;           // training scene stream and initialisation
