@@ -27,22 +27,14 @@ std::unique_ptr<TrainableLlava> TrainableLlava::load(const std::string& dir) {
   m->dir_ = dir;
   JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
   if (config.get_string("model_type") != "llava") config.fail_key("model_type", "must be \"llava\" for training");
-  const JsonFile tcfg_json = config.sub("text_config");
-  const ClipVisionConfig vcfg = ClipVisionConfig::from_json(config.sub("vision_config"));
-  LlamaConfig tcfg = LlamaConfig::from_json(tcfg_json);
-  if (!tcfg_json.has("vocab_size") && config.has("vocab_size")) tcfg.vocab = config.get_int("vocab_size");
-  // The same reading of config.json as LlavaModel::load.
-  const int64_t layer = config.get_int("vision_feature_layer", -2);
-  m->feature_state_ = static_cast<int>(layer < 0 ? vcfg.layers + 1 + layer : layer);
-  if (m->feature_state_ < 0 || m->feature_state_ > vcfg.layers)
-    config.fail_key("vision_feature_layer", "is outside the vision tower's " + std::to_string(vcfg.layers) + " layers");
-  const std::string strategy = config.get_string("vision_feature_select_strategy", "default");
-  if (strategy != "default" && strategy != "full")
-    config.fail_key("vision_feature_select_strategy", "must be \"default\" or \"full\"");
-  m->keep_cls_ = strategy == "full";
-  m->proj_act_ = parse_activation(config.get_string("projector_hidden_act", "gelu"), config.path());
-  m->image_token_id_ = static_cast<int32_t>(config.get_int("image_token_index", 32000));
-  m->n_image_ = vcfg.patches() + (m->keep_cls_ ? 1 : 0);
+  const LlavaConfig lc = LlavaConfig::from_json(config);  // the same reading as LlavaModel::load
+  const ClipVisionConfig& vcfg = lc.vision;
+  const LlamaConfig& tcfg = lc.text;
+  m->feature_state_ = lc.feature_state;
+  m->keep_cls_ = lc.keep_cls;
+  m->proj_act_ = lc.projector_act;
+  m->image_token_id_ = lc.image_token_id;
+  m->n_image_ = lc.image_tokens();
 
   m->proc_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);

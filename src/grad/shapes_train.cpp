@@ -21,6 +21,7 @@
 #include "io/tokenizer_train.h"
 #include "kernels/threading.h"
 #include "models/generate.h"
+#include "models/random_checkpoint.h"
 #include "models/vlm.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -78,22 +79,6 @@ json llava_config(const ShapesModelShape& s, int64_t vocab, int32_t image_token,
           {"vision_feature_layer", -2},
           {"vision_feature_select_strategy", "default"},
           {"vocab_size", vocab}};
-}
-
-json clip_preprocessor(int size) {
-  return {{"crop_size", {{"height", size}, {"width", size}}},
-          {"do_center_crop", true},
-          {"do_convert_rgb", true},
-          {"do_normalize", true},
-          {"do_rescale", true},
-          {"do_resize", true},
-          {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-          {"image_processor_type", "CLIPImageProcessor"},
-          {"image_std", {0.26862954, 0.26130258, 0.27577711}},
-          {"processor_class", "LlavaProcessor"},
-          {"resample", 3},
-          {"rescale_factor", 1.0 / 255.0},
-          {"size", {{"shortest_edge", size}}}};
 }
 
 struct Init {
@@ -214,7 +199,7 @@ void create_checkpoint(const std::string& dir, const ShapesModelShape& s, uint64
     write_file_atomic((fs::path(dir) / name).string(), j.dump(2) + "\n");
   };
   put("config.json", llava_config(s, V, image_token, pad));
-  put("preprocessor_config.json", clip_preprocessor(s.image));
+  put("preprocessor_config.json", clip_preprocessor_config(s.image));
   put("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad}});
   write_init_weights(dir, s, V, seed);
 }

@@ -22,6 +22,7 @@ LlamaConfig LlamaConfig::from_json(const JsonFile& j) {
   c.rms_eps = static_cast<float>(j.get_double("rms_norm_eps", 1e-6));
   c.rope_theta = j.get_double("rope_theta", 10000.0);
   c.max_positions = j.get_int("max_position_embeddings", 2048);
+  c.tie_word_embeddings = j.get_bool("tie_word_embeddings", false);
   if (j.get_string("hidden_act", "silu") != "silu") j.fail_key("hidden_act", "must be \"silu\" for a LLaMA decoder");
   if (j.has("rope_scaling") && !j.json()["rope_scaling"].is_null())
     j.fail_key("rope_scaling", "is set; RoPE scaling is not supported");
@@ -49,7 +50,7 @@ std::unique_ptr<LlamaDecoder> LlamaDecoder::load(const SafetensorsCheckpoint& ck
   d->cfg_ = cfg;
   const int64_t D = cfg.hidden, I = cfg.intermediate, KV = static_cast<int64_t>(cfg.n_kv_heads) * cfg.head_dim;
   d->embed_ = Weight::from(ck.get(prefix + "embed_tokens.weight", {cfg.vocab, D}));
-  d->lm_head_ = Weight::from(ck.get(lm_head, {cfg.vocab, D}));
+  d->lm_head_ = cfg.tie_word_embeddings && !ck.has(lm_head) ? d->embed_ : Weight::from(ck.get(lm_head, {cfg.vocab, D}));
   d->norm_ = to_f32(ck.get(prefix + "norm.weight", {D}));
   d->layers_.resize(cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; ++l) {

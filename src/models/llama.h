@@ -21,6 +21,7 @@ struct LlamaConfig {
   float rms_eps = 1e-6f;
   double rope_theta = 10000.0;
   int64_t max_positions = 4096;
+  bool tie_word_embeddings = false;  // no lm_head tensor: unembed with embed_tokens
   // Reads a LLaMA config object (text_config of LLaVA, or the top level).
   static LlamaConfig from_json(const JsonFile& j);
 };

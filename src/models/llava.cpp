@@ -8,33 +8,45 @@
 
 namespace mmn {
 
+LlavaConfig LlavaConfig::from_json(const JsonFile& config) {
+  LlavaConfig c;
+  c.vision = ClipVisionConfig::from_json(config.sub("vision_config"));
+  const JsonFile text = config.sub("text_config");
+  c.text = LlamaConfig::from_json(text);
+  if (!text.has("vocab_size") && config.has("vocab_size")) c.text.vocab = config.get_int("vocab_size");
+  // transformers reads tie_word_embeddings from the top-level LlavaConfig.
+  if (!text.has("tie_word_embeddings")) c.text.tie_word_embeddings = config.get_bool("tie_word_embeddings", false);
+  const int64_t layer = config.get_int("vision_feature_layer", -2);
+  c.feature_state = static_cast<int>(layer < 0 ? c.vision.layers + 1 + layer : layer);
+  if (c.feature_state < 0 || c.feature_state > c.vision.layers)
+    config.fail_key("vision_feature_layer", "is outside the vision tower's " + std::to_string(c.vision.layers) + " layers");
+  const std::string strategy = config.get_string("vision_feature_select_strategy", "default");
+  if (strategy != "default" && strategy != "full")
+    config.fail_key("vision_feature_select_strategy", "must be \"default\" or \"full\"");
+  c.keep_cls = strategy == "full";
+  c.projector_act = parse_activation(config.get_string("projector_hidden_act", "gelu"), config.path());
+  c.image_token_id = static_cast<int32_t>(config.get_int("image_token_index", 32000));
+  return c;
+}
+
 std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonFile& config) {
   namespace fs = std::filesystem;
   auto m = std::make_unique<LlavaModel>();
   m->dir_ = dir;
-  const JsonFile vcfg_json = config.sub("vision_config");
-  const JsonFile tcfg_json = config.sub("text_config");
-  ClipVisionConfig vcfg = ClipVisionConfig::from_json(vcfg_json);
-  LlamaConfig tcfg = LlamaConfig::from_json(tcfg_json);
-  if (!tcfg_json.has("vocab_size") && config.has("vocab_size")) tcfg.vocab = config.get_int("vocab_size");
-
-  const int64_t layer = config.get_int("vision_feature_layer", -2);
-  m->feature_state_ = static_cast<int>(layer < 0 ? vcfg.layers + 1 + layer : layer);
-  if (m->feature_state_ < 0 || m->feature_state_ > vcfg.layers)
-    config.fail_key("vision_feature_layer", "is outside the vision tower's " + std::to_string(vcfg.layers) + " layers");
-  const std::string strategy = config.get_string("vision_feature_select_strategy", "default");
-  if (strategy != "default" && strategy != "full")
-    config.fail_key("vision_feature_select_strategy", "must be \"default\" or \"full\"");
-  m->keep_cls_ = strategy == "full";
-  m->proj_act_ = parse_activation(config.get_string("projector_hidden_act", "gelu"), config.path());
-  m->image_token_id_ = static_cast<int32_t>(config.get_int("image_token_index", 32000));
+  const LlavaConfig lc = LlavaConfig::from_json(config);
+  const ClipVisionConfig& vcfg = lc.vision;
+  const LlamaConfig& tcfg = lc.text;
+  m->feature_state_ = lc.feature_state;
+  m->keep_cls_ = lc.keep_cls;
+  m->proj_act_ = lc.projector_act;
+  m->image_token_id_ = lc.image_token_id;
 
   m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
   m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
   m->input_size_ = vcfg.image_size;
   const int64_t P = vcfg.patches();
-  m->n_image_tokens_ = P + (m->keep_cls_ ? 1 : 0);
+  m->n_image_tokens_ = lc.image_tokens();
   m->grid_ = m->keep_cls_ ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
   m->proj1_ = LinearW::load(m->ck_, "multi_modal_projector.linear_1", tcfg.hidden, vcfg.hidden, true);
   m->proj2_ = LinearW::load(m->ck_, "multi_modal_projector.linear_2", tcfg.hidden, tcfg.hidden, true);

@@ -9,6 +9,18 @@
 
 namespace mmn {
 
+// What config.json says about a LLaVA checkpoint (shared by inference and training).
+struct LlavaConfig {
+  ClipVisionConfig vision;
+  LlamaConfig text;
+  int feature_state = 0;    // index into the vision hidden states (vision_feature_layer)
+  bool keep_cls = false;    // vision_feature_select_strategy "full"
+  Activation projector_act = Activation::GeluErf;
+  int32_t image_token_id = 32000;
+  int64_t image_tokens() const { return vision.patches() + (keep_cls ? 1 : 0); }
+  static LlavaConfig from_json(const JsonFile& config);
+};
+
 class LlavaModel : public VisionLanguageModel {
  public:
   static std::unique_ptr<LlavaModel> load(const std::string& dir, const JsonFile& config);

@@ -63,22 +63,6 @@ json llava_config(const LlavaShape& s, DType dtype) {
           {"vocab_size", s.vocab}};
 }
 
-json clip_preprocessor(int64_t size) {
-  return {{"crop_size", {{"height", size}, {"width", size}}},
-          {"do_center_crop", true},
-          {"do_convert_rgb", true},
-          {"do_normalize", true},
-          {"do_rescale", true},
-          {"do_resize", true},
-          {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-          {"image_processor_type", "CLIPImageProcessor"},
-          {"image_std", {0.26862954, 0.26130258, 0.27577711}},
-          {"processor_class", "LlavaProcessor"},
-          {"resample", 3},
-          {"rescale_factor", 1.0 / 255.0},
-          {"size", {{"shortest_edge", size}}}};
-}
-
 // How a tensor is initialised: around `center` with standard deviation `std`.
 struct Init {
   TensorSpec spec;
@@ -494,6 +478,22 @@ void write_family_checkpoint(const RandomCheckpointOptions& opt, FamilyShape s,
 
 }  // namespace
 
+nlohmann::json clip_preprocessor_config(int64_t size) {
+  return {{"crop_size", {{"height", size}, {"width", size}}},
+          {"do_center_crop", true},
+          {"do_convert_rgb", true},
+          {"do_normalize", true},
+          {"do_rescale", true},
+          {"do_resize", true},
+          {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+          {"image_processor_type", "CLIPImageProcessor"},
+          {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+          {"processor_class", "LlavaProcessor"},
+          {"resample", 3},
+          {"rescale_factor", 1.0 / 255.0},
+          {"size", {{"shortest_edge", size}}}};
+}
+
 std::vector<std::string> random_presets() {
   return {"tiny", "llava-1.5-7b", "llava-1.5-13b", "tiny-instructblip", "instructblip-vicuna-7b", "tiny-owl2",
           "mplug-owl2-7b"};
@@ -533,7 +533,7 @@ void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::func
   config["image_token_index"] = image_id;
   config["pad_token_id"] = pad_id;
   put_json("config.json", config);
-  put_json("preprocessor_config.json", clip_preprocessor(s.image));
+  put_json("preprocessor_config.json", clip_preprocessor_config(s.image));
   put_json("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad_id}});
 
   write_tensors(opt, llava_tensors(s, opt.dtype), progress);

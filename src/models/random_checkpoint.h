@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct RandomCheckpointOptions {
 };
 
 std::vector<std::string> random_presets();
+
+// preprocessor_config.json of a CLIPImageProcessor for square inputs of `size`.
+nlohmann::json clip_preprocessor_config(int64_t size);
 
 // Writes config.json, preprocessor_config.json, generation_config.json, the
 // tokenizer files and model.safetensors into opt.out. progress(done, total) is
