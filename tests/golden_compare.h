@@ -10,6 +10,7 @@
 #include <string>
 
 #include "io/npy.h"
+#include "test_util.h"
 
 namespace mmn::test {
 
@@ -44,6 +45,19 @@ inline void compare_case_dirs(const std::filesystem::path& got_dir, const std::f
     EXPECT_LE(maxdiff, tol) << name << ": max|got-ref| = " << maxdiff << ", max|ref| = " << maxref;
   }
   EXPECT_GT(compared, 5);
+}
+
+// `mmneuron caption --dump` on golden model `model` and image `image` (8 new
+// tokens), every array compared with the case's reference.
+inline void expect_caption_dump_matches(const std::string& model, const std::string& image, double rel,
+                                        const std::set<std::string>& skip = {}) {
+  const std::filesystem::path out = temp_dir("dump-" + model + "-" + image);
+  std::string log;
+  const std::string cmd = binary() + " caption --model " + golden("models/" + model).string() + " --image " +
+                          golden("images/" + image + ".png").string() + " --max-new-tokens 8 --dump " + out.string();
+  ASSERT_EQ(run_cmd(cmd, &log), 0) << log;
+  compare_case_dirs(out, golden("cases/" + model + "/" + image), rel, skip);
+  std::filesystem::remove_all(out);
 }
 
 }  // namespace mmn::test

@@ -16,14 +16,7 @@ class LlavaGolden : public ::testing::TestWithParam<std::tuple<std::string, std:
 TEST_P(LlavaGolden, CaptionDumpMatchesReference) {
   MMN_REQUIRE_SHARED();
   const auto& [model, image] = GetParam();
-  fs::path out = temp_dir("llava-" + model + "-" + image);
-  std::string log;
-  const std::string cmd = binary() + " caption --model " + golden("models/" + model).string() + " --image " +
-                          golden("images/" + image + ".png").string() + " --max-new-tokens 8 --dump " +
-                          out.string();
-  ASSERT_EQ(run_cmd(cmd, &log), 0) << log;
-  compare_case_dirs(out, golden("cases/" + model + "/" + image), 2e-5);
-  fs::remove_all(out);
+  expect_caption_dump_matches(model, image, 2e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCases, LlavaGolden,

@@ -177,20 +177,7 @@ void attention_backward(const float* q, int64_t Sq, int64_t q_pos0, const float*
         float* dqh = dq + h * hd;
         // P = softmax(scale · Q Kᵀ) as in the forward.
         sgemm_1t(true, Sq, Sk, hd, scale, qh, q_stride, kh, kv_stride, 0.f, P.data(), Sk);
-        for (int64_t i = 0; i < Sq; ++i) {
-          float* s = P.data() + i * Sk;
-          const int64_t visible = causal ? std::min<int64_t>(Sk, q_pos0 + i + 1) : Sk;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
-          float sum = 0.f;
-          for (int64_t j = 0; j < visible; ++j) {
-            s[j] = std::exp(s[j] - mx);
-            sum += s[j];
-          }
-          const float inv = 1.f / sum;
-          for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
-          for (int64_t j = visible; j < Sk; ++j) s[j] = 0.f;
-        }
+        masked_softmax_rows(P.data(), Sq, Sk, q_pos0, causal);
         // dV += Pᵀ dO; dP = dO Vᵀ.
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Sk, hd, Sq, 1.f, P.data(), Sk, doh, q_stride, 1.f, dvh,
                     kv_stride);

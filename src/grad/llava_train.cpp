@@ -8,7 +8,6 @@
 #include "grad/model_backward.h"
 #include "io/json_file.h"
 #include "kernels/convert.h"
-#include "models/llava.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -27,14 +26,9 @@ std::unique_ptr<TrainableLlava> TrainableLlava::load(const std::string& dir) {
   m->dir_ = dir;
   JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
   if (config.get_string("model_type") != "llava") config.fail_key("model_type", "must be \"llava\" for training");
-  const LlavaConfig lc = LlavaConfig::from_json(config);  // the same reading as LlavaModel::load
-  const ClipVisionConfig& vcfg = lc.vision;
-  const LlamaConfig& tcfg = lc.text;
-  m->feature_state_ = lc.feature_state;
-  m->keep_cls_ = lc.keep_cls;
-  m->proj_act_ = lc.projector_act;
-  m->image_token_id_ = lc.image_token_id;
-  m->n_image_ = lc.image_tokens();
+  m->cfg_ = LlavaConfig::from_json(config);
+  const ClipVisionConfig& vcfg = m->cfg_.vision;
+  const LlamaConfig& tcfg = m->cfg_.text;
 
   m->proc_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
@@ -66,19 +60,19 @@ struct TrainableLlava::Run {
 
 void TrainableLlava::forward(const LlavaSample& s, Run& r) const {
   const ClipVisionConfig& vc = vision_->config();
-  const int64_t Dv = vc.hidden, D = dec_->config().hidden, n = n_image_;
+  const int64_t Dv = vc.hidden, D = dec_->config().hidden, n = cfg_.image_tokens();
   if (static_cast<int64_t>(s.pixels.size()) != 3LL * vc.image_size * vc.image_size)
     fail("internal: a training image has ", s.pixels.size(), " values, the vision tower takes 3x", vc.image_size, "x",
          vc.image_size);
-  std::vector<float> state = vision_->forward(s.pixels.data(), feature_state_, nullptr, &r.vision);
-  r.selected.assign(state.begin() + (keep_cls_ ? 0 : Dv), state.end());
+  std::vector<float> state = vision_->forward(s.pixels.data(), cfg_.feature_state, nullptr, &r.vision);
+  r.selected.assign(state.begin() + (cfg_.keep_cls ? 0 : Dv), state.end());
   r.pre1.resize(n * D);
   proj1_(r.selected.data(), n, r.pre1.data());
   r.act1 = r.pre1;
-  apply_activation(proj_act_, r.act1.data(), n * D);
+  apply_activation(cfg_.projector_act, r.act1.data(), n * D);
   std::vector<float> feats(n * D);
   proj2_(r.act1.data(), n, feats.data());
-  r.in = splice_image(*dec_, s.ids, image_token_id_, feats, n, dir_);
+  r.in = splice_image(*dec_, s.ids, cfg_.image_token_id, feats, n, dir_);
   r.x = r.in.embeds;
   KVCache cache;
   cache.init(dec_->config(), r.in.seq_len);
@@ -97,7 +91,7 @@ std::vector<float> TrainableLlava::logits(const LlavaSample& s) const {
 
 double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int64_t* n_targets) const {
   const LlamaConfig& c = dec_->config();
-  const int64_t D = c.hidden, V = c.vocab, n = n_image_;
+  const int64_t D = c.hidden, V = c.vocab, n = cfg_.image_tokens();
   Run r;
   forward(s, r);
   const int64_t S = r.in.seq_len, at = r.in.image_pos0;
@@ -132,11 +126,11 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int6
   std::vector<float> dact1(n * D, 0.f), dpre1(n * D, 0.f), dstate(T * Dv, 0.f);
   linear_backward(r.act1.data(), dfeat, n, proj2_.w, dact1.data(), grad_of(g, proj2_.w.data),
                   grad_of(g, proj2_.b.data()));
-  activation_backward(proj_act_, r.pre1.data(), dact1.data(), dpre1.data(), n * D);
-  linear_backward(r.selected.data(), dpre1.data(), n, proj1_.w, dstate.data() + (keep_cls_ ? 0 : Dv),
+  activation_backward(cfg_.projector_act, r.pre1.data(), dact1.data(), dpre1.data(), n * D);
+  linear_backward(r.selected.data(), dpre1.data(), n, proj1_.w, dstate.data() + (cfg_.keep_cls ? 0 : Dv),
                   grad_of(g, proj1_.w.data), grad_of(g, proj1_.b.data()));
   // Vision tower.
-  clip_backward(*vision_, r.vision, feature_state_, dstate.data(), g);
+  clip_backward(*vision_, r.vision, cfg_.feature_state, dstate.data(), g);
   return loss;
 }
 

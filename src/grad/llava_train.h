@@ -16,6 +16,7 @@
 #include "io/tokenizer.h"
 #include "models/clip.h"
 #include "models/llama.h"
+#include "models/llava.h"
 
 namespace mmn {
 
@@ -53,8 +54,8 @@ class TrainableLlava {
   const Tokenizer& tokenizer() const { return *tok_; }
   const ImageProcessorConfig& image_processor() const { return proc_; }
   const LlamaDecoder& decoder() const { return *dec_; }
-  int32_t image_token_id() const { return image_token_id_; }
-  int64_t image_tokens() const { return n_image_; }
+  int32_t image_token_id() const { return cfg_.image_token_id; }
+  int64_t image_tokens() const { return cfg_.image_tokens(); }
   const std::string& dir() const { return dir_; }
 
  private:
@@ -68,11 +69,7 @@ class TrainableLlava {
   std::unique_ptr<ClipVisionTower> vision_;
   std::unique_ptr<LlamaDecoder> dec_;
   LinearW proj1_, proj2_;
-  Activation proj_act_ = Activation::GeluErf;
-  int feature_state_ = 0;
-  bool keep_cls_ = false;
-  int32_t image_token_id_ = 0;
-  int64_t n_image_ = 0;
+  LlavaConfig cfg_;  // the same reading of config.json as LlavaModel
   ParamStore store_;
 };
 

@@ -1,9 +1,23 @@
 #include "io/json_file.h"
 
+#include <fstream>
+
 #include "io/atomic_file.h"
 #include "util/error.h"
 
 namespace mmn {
+
+std::optional<nlohmann::json> read_json_object_if_exists(const std::string& path) {
+  if (!std::ifstream(path).good()) return std::nullopt;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": malformed JSON (", e.what(), ")");
+  }
+  if (!j.is_object()) fail(path, ": expected a JSON object");
+  return j;
+}
 
 JsonFile JsonFile::load(const std::string& path) {
   std::string text = read_file(path);

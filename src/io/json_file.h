@@ -7,6 +7,10 @@
 
 namespace mmn {
 
+// Parses a file holding a JSON object; nullopt when the file does not exist.
+// Malformed JSON or a non-object → mmn::Error naming the file.
+std::optional<nlohmann::json> read_json_object_if_exists(const std::string& path);
+
 class JsonFile {
  public:
   // Parses the file; throws mmn::Error "PATH: not valid JSON (…)" or "PATH: no such file".

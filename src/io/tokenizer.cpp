@@ -28,6 +28,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -36,28 +38,7 @@ namespace {
 using json = nlohmann::json;
 constexpr const char* kSpiece = "\xE2\x96\x81";  // "▁" (U+2581)
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, ": cannot open file");
-  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail(path, ": read error");
-  return data;
-}
-
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
-
-// Parses a JSON object file; nullopt when the file does not exist.
-std::optional<json> read_json(const std::string& path) {
-  if (!file_exists(path)) return std::nullopt;
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail(path, ": malformed JSON (", e.what(), ")");
-  }
-  if (!j.is_object()) fail(path, ": expected a JSON object");
-  return j;
-}
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
@@ -335,7 +316,7 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
   const std::string added_path = model_dir + "/added_tokens.json";
 
   // tokenizer_config.json: legacy flag, BOS/EOS switches, special tokens.
-  json cfg = read_json(config_path).value_or(json::object());
+  json cfg = read_json_object_if_exists(config_path).value_or(json::object());
   t.legacy = bool_field(cfg, "legacy", true, config_path);  // HF: None means legacy
   t.add_bos = bool_field(cfg, "add_bos_token", true, config_path);
   t.add_eos = bool_field(cfg, "add_eos_token", false, config_path);
@@ -368,7 +349,7 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
     }
   };
   take_specials(cfg, config_path);
-  if (auto m = read_json(map_path)) take_specials(*m, map_path);
+  if (auto m = read_json_object_if_exists(map_path)) take_specials(*m, map_path);
   if (!t.unk) fail(config_path, ": no unk_token");
 
   // SentencePiece model, rewritten without the dummy prefix for legacy=false.
@@ -400,7 +381,7 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
                   bool_field(v, "rstrip", false, config_path));
     }
   }
-  if (auto added = read_json(added_path)) {
+  if (auto added = read_json_object_if_exists(added_path)) {
     for (auto& [content, v] : added->items()) {
       if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
         fail(added_path, ": id of \"", content, "\" must be a non-negative integer");

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -90,24 +92,6 @@ bool is_cjk(char32_t c) {
 }
 // Python's str.split() also splits on these, which the cleaning keeps.
 bool splits_words(char32_t c) { return c == ' ' || c == 0x2028 || c == 0x2029; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, ": cannot open file");
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-std::optional<json> read_json(const std::string& path) {
-  if (!std::ifstream(path).good()) return std::nullopt;
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail(path, ": malformed JSON (", e.what(), ")");
-  }
-  if (!j.is_object()) fail(path, ": expected a JSON object");
-  return j;
-}
 
 std::optional<std::string> token_content(const json& v, const std::string& path, const std::string& key) {
   if (v.is_null()) return std::nullopt;
@@ -349,7 +333,7 @@ WordPieceTokenizer WordPieceTokenizer::load_dir(const std::string& dir) {
         if (auto c = token_content(v, path, "additional_special_tokens")) names.additional.push_back(*c);
     }
   };
-  json cfg = read_json(cfg_path).value_or(json::object());
+  json cfg = read_json_object_if_exists(cfg_path).value_or(json::object());
   t->lower = bool_opt(cfg, "do_lower_case").value_or(true);
   t->strip_accents = bool_opt(cfg, "strip_accents");
   t->chinese_chars = bool_opt(cfg, "tokenize_chinese_chars").value_or(true);
@@ -357,7 +341,7 @@ WordPieceTokenizer WordPieceTokenizer::load_dir(const std::string& dir) {
     fail(cfg_path, ": do_basic_tokenize=false is not supported");
   take_specials(cfg, cfg_path);
   const std::string map_path = dir + "/special_tokens_map.json";
-  if (auto m = read_json(map_path)) take_specials(*m, map_path);
+  if (auto m = read_json_object_if_exists(map_path)) take_specials(*m, map_path);
 
   // Added tokens beyond the special ones: added_tokens_decoder, added_tokens.json.
   auto add = [&](const std::string& tok, int64_t id, const std::string& path) {
@@ -376,7 +360,7 @@ WordPieceTokenizer WordPieceTokenizer::load_dir(const std::string& dir) {
     }
   }
   const std::string added_path = dir + "/added_tokens.json";
-  if (auto a = read_json(added_path)) {
+  if (auto a = read_json_object_if_exists(added_path)) {
     for (auto& [tok, v] : a->items()) {
       if (!v.is_number_integer()) fail(added_path, ": id of \"", tok, "\" must be an integer");
       add(tok, v.get<int64_t>(), added_path);

@@ -89,6 +89,23 @@ void Rope::apply(float* x, int64_t rows, int n_heads, int64_t pos0) const {
   }
 }
 
+void masked_softmax_rows(float* scores, int64_t Sq, int64_t Sk, int64_t q_pos0, bool causal) {
+  for (int64_t i = 0; i < Sq; ++i) {
+    float* s = scores + i * Sk;
+    const int64_t visible = causal ? std::min<int64_t>(Sk, q_pos0 + i + 1) : Sk;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
+    float sum = 0.f;
+    for (int64_t j = 0; j < visible; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    const float inv = 1.f / sum;
+    for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
+    for (int64_t j = visible; j < Sk; ++j) s[j] = 0.f;
+  }
+}
+
 void attention(const float* q, int64_t Sq, int64_t q_pos0, const float* k, const float* v, int64_t Sk,
                int64_t kv_stride, int nh, int nkv, int hd, float scale, bool causal, float* out) {
   const int group = nh / nkv;
@@ -107,20 +124,7 @@ void attention(const float* q, int64_t Sq, int64_t q_pos0, const float* k, const
       scores.resize(static_cast<size_t>(Sq * Sk));
       // scores = scale · Q Kᵀ
       sgemm_1t(true, Sq, Sk, hd, scale, qh, q_stride, kh, kv_stride, 0.f, scores.data(), Sk);
-      for (int64_t i = 0; i < Sq; ++i) {
-        float* s = scores.data() + i * Sk;
-        const int64_t visible = causal ? std::min<int64_t>(Sk, q_pos0 + i + 1) : Sk;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
-        float sum = 0.f;
-        for (int64_t j = 0; j < visible; ++j) {
-          s[j] = std::exp(s[j] - mx);
-          sum += s[j];
-        }
-        const float inv = 1.f / sum;
-        for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
-        for (int64_t j = visible; j < Sk; ++j) s[j] = 0.f;
-      }
+      masked_softmax_rows(scores.data(), Sq, Sk, q_pos0, causal);
       // out = P V
       sgemm_1t(false, Sq, hd, Sk, 1.f, scores.data(), Sk, vh, kv_stride, 0.f, oh, q_stride);
     }

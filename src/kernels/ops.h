@@ -27,6 +27,10 @@ struct Rope {
   void apply(float* x, int64_t rows, int n_heads, int64_t pos0) const;
 };
 
+// Row-wise softmax of scores [Sq, Sk] in place; with causal, row i sees keys
+// 0..q_pos0 + i and the rest are set to 0 (the attention probabilities).
+void masked_softmax_rows(float* scores, int64_t Sq, int64_t Sk, int64_t q_pos0, bool causal);
+
 // Multi-head attention with grouped K/V heads.
 //   q: [Sq, nh, hd] (query rows at absolute positions q_pos0 + i)
 //   k, v: [Sk, nkv, hd] (key rows at positions 0..Sk−1), row stride kv_stride floats

@@ -33,21 +33,16 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
   namespace fs = std::filesystem;
   auto m = std::make_unique<LlavaModel>();
   m->dir_ = dir;
-  const LlavaConfig lc = LlavaConfig::from_json(config);
-  const ClipVisionConfig& vcfg = lc.vision;
-  const LlamaConfig& tcfg = lc.text;
-  m->feature_state_ = lc.feature_state;
-  m->keep_cls_ = lc.keep_cls;
-  m->proj_act_ = lc.projector_act;
-  m->image_token_id_ = lc.image_token_id;
+  m->cfg_ = LlavaConfig::from_json(config);
+  const ClipVisionConfig& vcfg = m->cfg_.vision;
+  const LlamaConfig& tcfg = m->cfg_.text;
 
   m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
   m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
   m->input_size_ = vcfg.image_size;
   const int64_t P = vcfg.patches();
-  m->n_image_tokens_ = lc.image_tokens();
-  m->grid_ = m->keep_cls_ ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
+  m->grid_ = m->cfg_.keep_cls ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
   m->proj1_ = LinearW::load(m->ck_, "multi_modal_projector.linear_1", tcfg.hidden, vcfg.hidden, true);
   m->proj2_ = LinearW::load(m->ck_, "multi_modal_projector.linear_2", tcfg.hidden, tcfg.hidden, true);
   m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "language_model.model.", "language_model.lm_head.weight");
@@ -66,12 +61,12 @@ std::vector<float> LlavaModel::encode_image(const PreprocessedImage& px, Trace* 
   const ClipVisionConfig& vc = vision_->config();
   const int64_t Dv = vc.hidden, P = vc.patches(), D = decoder_->config().hidden;
   std::vector<float> all;
-  std::vector<float> state = vision_->forward(px.pixel_values.data(), feature_state_, trace ? &all : nullptr);
-  const int64_t n = n_image_tokens_;
-  std::vector<float> selected(state.begin() + (keep_cls_ ? 0 : Dv), state.end());
+  std::vector<float> state = vision_->forward(px.pixel_values.data(), cfg_.feature_state, trace ? &all : nullptr);
+  const int64_t n = cfg_.image_tokens();
+  std::vector<float> selected(state.begin() + (cfg_.keep_cls ? 0 : Dv), state.end());
   std::vector<float> mid(n * D), out(n * D);
   proj1_(selected.data(), n, mid.data());
-  apply_activation(proj_act_, mid.data(), n * D);
+  apply_activation(cfg_.projector_act, mid.data(), n * D);
   proj2_(mid.data(), n, out.data());
   if (trace) {
     trace->add("pixel_values", {1, 3, px.height, px.width}, px.pixel_values);
@@ -113,7 +108,7 @@ PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int
 }
 
 PromptInputs LlavaModel::build_inputs(const PromptText& p, const std::vector<float>& feats, Trace* trace) const {
-  PromptInputs in = splice_image(*decoder_, tokenizer_->encode(prompt(p)), image_token_id_, feats, n_image_tokens_, dir_);
+  PromptInputs in = splice_image(*decoder_, tokenizer_->encode(prompt(p)), cfg_.image_token_id, feats, cfg_.image_tokens(), dir_);
   if (trace) trace->add("llm_inputs_embeds_prefill", {in.seq_len, decoder_->config().hidden}, in.embeds);
   return in;
 }

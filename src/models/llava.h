@@ -28,19 +28,15 @@ class LlavaModel : public VisionLanguageModel {
   std::string family() const override { return "llava"; }
   std::string prompt(const PromptText& p) const override;
   std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
-  int64_t image_tokens() const override { return n_image_tokens_; }
+  int64_t image_tokens() const override { return cfg_.image_tokens(); }
   int grid_side() const override { return grid_; }
   PromptInputs build_inputs(const PromptText& p, const std::vector<float>& image_features,
                             Trace* trace) const override;
 
  private:
   std::unique_ptr<ClipVisionTower> vision_;
-  int feature_state_ = 0;   // index into the vision hidden states
-  bool keep_cls_ = false;   // select strategy "full"
+  LlavaConfig cfg_;
   LinearW proj1_, proj2_;
-  Activation proj_act_ = Activation::GeluErf;
-  int32_t image_token_id_ = 32000;
-  int64_t n_image_tokens_ = 0;
   int grid_ = 0;
 };
 
