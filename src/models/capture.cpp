@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "util/error.h"
+
 namespace mmn {
 
 namespace {
@@ -45,6 +47,28 @@ bool parse_hook_name(const std::string& name, Hook* h, int* layer) {
   return false;
 }
 
+void parse_hook_name_or_fail(const std::string& name, int n_layers, Hook* h, int* layer) {
+  if (!parse_hook_name(name, h, layer))
+    fail("unknown hook point '", name, "'; expected blocks.{l}.{", [] {
+      std::string s;
+      for (auto& k : kHooks) s += std::string(s.empty() ? "" : "|") + k.suffix;
+      return s;
+    }(), "} or ln_final.hook_normalized");
+  if (*layer >= n_layers) fail("hook point '", name, "': layer ", *layer, " is out of range (the model has ", n_layers, " layers)");
+}
+
+std::vector<std::string> all_hook_names(int n_layers) {
+  std::vector<std::string> out;
+  for (int l = 0; l < n_layers; ++l)
+    for (auto& k : kHooks) out.push_back(hook_name(k.hook, l));
+  out.push_back(hook_name(Hook::FinalNorm, -1));
+  return out;
+}
+
+bool hook_is_mlp_width(Hook h) {
+  return h == Hook::MlpPre || h == Hook::MlpPreLinear || h == Hook::MlpAct || h == Hook::MlpPost;
+}
+
 void CaptureSet::reset(const std::vector<CaptureSink*>& sinks, int n_layers) {
   sinks_ = sinks;
   const int H = static_cast<int>(Hook::Count);
@@ -55,8 +79,7 @@ void CaptureSet::reset(const std::vector<CaptureSink*>& sinks, int n_layers) {
         if (s->wants(static_cast<Hook>(h), l)) want_[static_cast<size_t>(l + 1) * H + h] = 1;
 }
 
-void CaptureSet::emit(Hook h, int layer, int step, int64_t pos0, int64_t rows, int64_t width,
-                      const float* data) const {
+void CaptureSet::emit(Hook h, int layer, int step, int64_t pos0, int64_t rows, int64_t width, float* data) const {
   CaptureEvent e{h, layer, step, pos0, rows, width, data};
   for (auto* s : sinks_)
     if (s->wants(h, layer)) s->capture(e);

@@ -1,6 +1,9 @@
-// Capture points of the language model, named as in TransformerLens so that
+// Hook points of the language model, named as in TransformerLens so that
 // researchers recognise them. The decoder offers each point to the attached
-// sinks; a point no sink wants costs nothing (one table lookup).
+// sinks, in the order they were attached; a sink may read the rows or modify
+// them in place (an intervention), and the change flows through the rest of
+// the forward pass and, through the KV cache, into every later step. A point
+// no sink wants costs nothing (one table lookup). Weights are never written.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -25,9 +28,17 @@ enum class Hook : int {
   Count
 };
 
+// The one table of hook names: printing, parsing and listing all walk it.
 std::string hook_name(Hook h, int layer);
 // Parses "blocks.3.mlp.hook_post" → (MlpPost, 3). Returns false when unknown.
 bool parse_hook_name(const std::string& name, Hook* h, int* layer);
+// Like parse_hook_name, but throws a one-line error naming the bad name (and
+// the valid forms) when the name is unknown or its layer is not in [0, n_layers).
+void parse_hook_name_or_fail(const std::string& name, int n_layers, Hook* h, int* layer);
+// Every point of a model with n_layers layers, in forward order.
+std::vector<std::string> all_hook_names(int n_layers);
+// Width of a point's rows: d_ff for the mlp.hook_{pre,pre_linear,act,post} points, else d_model.
+bool hook_is_mlp_width(Hook h);
 
 // One captured block of rows: rows [pos0, pos0 + rows) of the sequence at
 // generation step `step` (0 = prefill, t ≥ 1 = t-th decode step).
@@ -38,7 +49,7 @@ struct CaptureEvent {
   int64_t pos0;
   int64_t rows;
   int64_t width;
-  const float* data;  // [rows, width], valid only during the call
+  float* data;  // [rows, width], valid only during the call; a sink may modify it in place
 };
 
 class CaptureSink {
@@ -55,7 +66,7 @@ class CaptureSet {
   bool any(Hook h, int layer) const {
     return !sinks_.empty() && want_[static_cast<size_t>(layer + 1) * static_cast<int>(Hook::Count) + static_cast<int>(h)];
   }
-  void emit(Hook h, int layer, int step, int64_t pos0, int64_t rows, int64_t width, const float* data) const;
+  void emit(Hook h, int layer, int step, int64_t pos0, int64_t rows, int64_t width, float* data) const;
 
  private:
   std::vector<CaptureSink*> sinks_;

@@ -29,6 +29,40 @@ struct GenerateResult {
 // produced them (prefill rows for j = 0, the j-th decode row otherwise).
 GenerateResult generate(const VisionLanguageModel& model, const PromptInputs& in, const GenerateOptions& opt);
 
+// A teacher-forced pass: the prompt followed by given ids (e.g. a caption),
+// all rows in one batch, with the logits of every row that predicts a token
+// after the prompt. It can be kept and reused: a pass whose interventions
+// touch only layers ≥ l0 computes exactly the same layers < l0, so it resumes
+// from a clean pass's residual stream at l0 and its keys/values below l0
+// (prefix reuse).
+struct ForcedPass {
+  int64_t prompt_rows = 0;                 // S
+  std::vector<int32_t> forced;             // F ids fed after the prompt
+  KVCache cache;                           // rows S + F of every layer (room for more)
+  std::vector<std::vector<float>> logits;  // [F + 1][V]: logits[j] predicts the j-th token after the prompt
+  std::vector<std::vector<float>> resid;   // [L][(S + F)·D] residual entering layer l, where kept (else empty)
+  int first_layer = 0;                     // the layer this pass started at
+};
+
+struct ForcedOptions {
+  std::vector<CaptureSink*> sinks;  // see every computed row (layers ≥ first_layer), all labelled step 0
+  std::vector<int> keep_resid;      // layers whose entering residual to keep for later reuse
+  const ForcedPass* reuse = nullptr;  // a pass over the same prompt and ids to resume from…
+  int first_layer = 0;                // …at this layer (kept in reuse->resid); 0 = run everything
+  int extra_capacity = 0;             // KV room for decode steps after the forced ids
+};
+
+ForcedPass forced_pass(const VisionLanguageModel& model, const PromptInputs& in, const std::vector<int32_t>& forced,
+                       const ForcedOptions& opt);
+
+// The greedy caption continuing a forced pass: rows of the pass are reused as
+// long as the greedy choice equals the forced id, then decoding goes on one
+// row at a time (all layers, with the sinks) until EOS or max_new_tokens.
+// Leaves p.cache at the end of the caption. Returns the generated ids.
+std::vector<int32_t> greedy_from_forced(const VisionLanguageModel& model, ForcedPass& p,
+                                        const std::vector<CaptureSink*>& sinks, int max_new_tokens,
+                                        bool stop_at_eos = true);
+
 }  // namespace mmn
 
 namespace mmn {

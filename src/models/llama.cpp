@@ -141,24 +141,25 @@ void LlamaDecoder::visit_params(const std::string& prefix, const std::string& lm
 }
 
 void LlamaDecoder::forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
-                           const uint8_t* visual, LlamaTape* tape) const {
+                           const uint8_t* visual, LlamaTape* tape, int first_layer) const {
   const int64_t D = cfg_.hidden, I = cfg_.intermediate;
   const int nh = cfg_.n_heads, nkv = cfg_.n_kv_heads, hd = cfg_.head_dim;
   const int64_t pos0 = cache.len;
   if (pos0 + rows > cache.capacity)
     fail("sequence of ", pos0 + rows, " tokens exceeds the KV cache capacity ", cache.capacity);
+  if (first_layer < 0 || first_layer > cfg_.n_layers) fail("internal: first layer ", first_layer, " out of range");
   if (tape) {
-    if (pos0 != 0) fail("internal: a recorded forward must start at position 0");
+    if (pos0 != 0 || first_layer != 0) fail("internal: a recorded forward must start at position 0 and layer 0");
     tape->rows = rows;
     tape->layers.assign(cfg_.n_layers, {});
   }
   std::vector<float> h(rows * D), q(rows * D), att(rows * D);
   std::vector<float> g(rows * I), u(rows * I);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  auto emit = [&](Hook hk, int l, int64_t width, const float* data) {
+  auto emit = [&](Hook hk, int l, int64_t width, float* data) {
     if (cap.any(hk, l)) cap.emit(hk, l, step, pos0, rows, width, data);
   };
-  for (int l = 0; l < cfg_.n_layers; ++l) {
+  for (int l = first_layer; l < cfg_.n_layers; ++l) {
     const LlamaLayer& L = layers_[l];
     const bool mw = L.multiway && visual;
     LlamaLayerTape* T = tape ? &tape->layers[l] : nullptr;

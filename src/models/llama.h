@@ -82,8 +82,12 @@ class LlamaDecoder {
   // cache. visual: optional per-row flags for multiway layers. step labels the
   // capture events (0 = prefill). tape (optional, for backward passes) records
   // the intermediates of a forward over a whole sequence (cache.len == 0).
+  // first_layer > 0 resumes a pass (prefix reuse): x then holds the residual
+  // stream entering layer first_layer, the cache already holds these rows'
+  // keys and values for the layers below it, and only layers ≥ first_layer run
+  // (and emit hook events).
   void forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
-               const uint8_t* visual = nullptr, LlamaTape* tape = nullptr) const;
+               const uint8_t* visual = nullptr, LlamaTape* tape = nullptr, int first_layer = 0) const;
 
   // Final RMSNorm of rows (y may alias x).
   void final_norm(const float* x, int64_t rows, float* y) const;

@@ -1,6 +1,9 @@
 #include "models/vlm.h"
 
+#include <cstdio>
 #include <filesystem>
+
+#include "io/atomic_file.h"
 
 #include "models/instructblip.h"
 #include "models/llava.h"
@@ -32,6 +35,19 @@ const Trace::Array* Trace::find(const std::string& name) const {
   return nullptr;
 }
 
+void permute_image_tokens(PromptInputs& in, const std::vector<int64_t>& perm) {
+  const int64_t P = in.image_tokens, D = in.seq_len ? static_cast<int64_t>(in.embeds.size()) / in.seq_len : 0;
+  std::vector<uint8_t> seen(static_cast<size_t>(P), 0);
+  if (static_cast<int64_t>(perm.size()) != P) fail("image-token permutation has ", perm.size(), " entries, expected ", P);
+  for (int64_t v : perm) {
+    if (v < 0 || v >= P || seen[v]) fail("image-token permutation is not a permutation of 0..", P - 1);
+    seen[v] = 1;
+  }
+  std::vector<float> orig(in.embeds.begin() + in.image_pos0 * D, in.embeds.begin() + (in.image_pos0 + P) * D);
+  for (int64_t p = 0; p < P; ++p)
+    std::copy(orig.begin() + perm[p] * D, orig.begin() + (perm[p] + 1) * D, in.embeds.begin() + (in.image_pos0 + p) * D);
+}
+
 PreprocessedImage VisionLanguageModel::preprocess(const ImageU8& img) const {
   PreprocessedImage px = preprocess_image(img, image_processor_);
   if (px.height != input_size_ || px.width != input_size_)
@@ -61,6 +77,26 @@ void VisionLanguageModel::load_eos(int32_t fallback) {
     }
   }
   if (eos_ids_.empty()) eos_ids_.push_back(fallback);
+}
+
+std::string model_fingerprint(const VisionLanguageModel& model) {
+  namespace fs = std::filesystem;
+  uint64_t h = 1469598103934665603ull;
+  auto feed = [&](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  const std::string cfg = read_file((fs::path(model.dir()) / "config.json").string());
+  feed(reinterpret_cast<const uint8_t*>(cfg.data()), cfg.size());
+  const LlamaDecoder& dec = model.decoder();
+  auto row = [&](const Weight& w, int64_t r) { feed(w.row_ptr(r), static_cast<size_t>(w.cols) * w.elem_size()); };
+  row(dec.lm_head(), 0);
+  row(dec.lm_head(), dec.lm_head().rows - 1);
+  row(dec.embed_tokens(), 0);
+  row(dec.embed_tokens(), dec.embed_tokens().rows - 1);
+  for (int l = 0; l < dec.config().n_layers; ++l) row(dec.layer(l).down.w, 0);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir) {

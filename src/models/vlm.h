@@ -42,6 +42,10 @@ struct PromptInputs {
   std::vector<uint8_t> visual;      // per row: 1 for image rows (used by modality-adaptive decoders)
 };
 
+// Reorders the image rows of in.embeds: row image_pos0 + p gets image token
+// perm[p] (the reference's --shuffle control). Checks perm is a permutation.
+void permute_image_tokens(PromptInputs& in, const std::vector<int64_t>& perm);
+
 struct PromptText {
   std::string query = "Describe the image in few words.";
   std::string prefix = "An image of";
@@ -89,6 +93,13 @@ class VisionLanguageModel {
   // Reads generation_config.json's eos_token_id (int or list), else `fallback`.
   void load_eos(int32_t fallback);
 };
+
+// A 16-hex-digit identity of a model's weights, cheap to compute: FNV-1a over
+// config.json and the bytes of the language model's unembedding, first and
+// last embedding rows and first row of every down_proj. Two checkpoints that
+// differ only in some value vectors (an exported edit) differ here when the
+// edit touches a first row; runs and edits record it to refuse mixing models.
+std::string model_fingerprint(const VisionLanguageModel& model);
 
 // Detects the family from <dir>/config.json and loads it. Throws mmn::Error.
 std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir);

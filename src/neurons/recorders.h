@@ -46,4 +46,44 @@ class PrefillRowsRecorder : public CaptureSink {
   std::vector<float> data_;
 };
 
+// Every row one named point sees, in sequence order (prefill rows, then one
+// row per decode step): [rows, width]. For `caption --hook NAME`.
+class PointRecorder : public CaptureSink {
+ public:
+  PointRecorder(Hook hook, int layer) : hook_(hook), layer_(layer) {}
+  bool wants(Hook h, int layer) const override { return h == hook_ && layer == layer_; }
+  void capture(const CaptureEvent& e) override;
+  const std::vector<float>& data() const { return data_; }
+  int64_t rows() const { return width_ ? static_cast<int64_t>(data_.size()) / width_ : 0; }
+  int64_t width() const { return width_; }
+
+ private:
+  Hook hook_;
+  int layer_;
+  int64_t width_ = 0;
+  std::vector<float> data_;
+};
+
+// Per unit, the mean and the max of one hook's activations over the prefill
+// rows [pos0, pos0 + n) (the image rows): [2, layers, width], 0 = mean,
+// 1 = max. Costs one add and one compare per activation and keeps no rows, so
+// find records it for every neuron without a second pass. A row offered twice
+// (a pass that revisits positions) counts once.
+class ImageRowStatsRecorder : public CaptureSink {
+ public:
+  ImageRowStatsRecorder(Hook hook, int n_layers, int64_t width, int64_t pos0, int64_t n);
+  bool wants(Hook h, int layer) const override { return h == hook_ && layer >= 0 && n_ > 0; }
+  void capture(const CaptureEvent& e) override;
+  // [2, layers, width]; throws unless every image row of every layer was seen.
+  std::vector<float> result() const;
+
+ private:
+  Hook hook_;
+  int n_layers_;
+  int64_t width_, pos0_, n_;
+  std::vector<double> sum_;
+  std::vector<float> max_;
+  std::vector<uint8_t> seen_;  // [layers, n]
+};
+
 }  // namespace mmn
