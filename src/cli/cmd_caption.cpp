@@ -12,6 +12,7 @@
 #include "io/npy.h"
 #include "kernels/threading.h"
 #include "models/generate.h"
+#include "models/intervention.h"
 #include "models/vlm.h"
 #include "neurons/recorders.h"
 #include "neurons/score.h"
@@ -22,7 +23,8 @@ namespace mmn::cli {
 namespace {
 
 struct CaptionArgs {
-  std::string model, image, query = PromptText{}.query, prefix = PromptText{}.prefix, dump;
+  std::string model, image, query = PromptText{}.query, prefix = PromptText{}.prefix, dump, ablate, hook_dir;
+  std::vector<std::string> hooks;
   int max_new_tokens = 50;
   int threads = 0;
   bool json = false;
@@ -99,6 +101,19 @@ void run_caption(const CaptionArgs& a) {
   PromptInputs in = model->build_inputs(text, feats, dump ? &trace : nullptr);
 
   const LlamaConfig& c = model->decoder().config();
+  // Interventions first: every recorder then sees the intervened activations.
+  NeuronIntervention iv(c.n_layers, c.hidden, c.intermediate);
+  if (!a.ablate.empty())
+    for (NeuronRef n : parse_neuron_list(a.ablate, c.n_layers, c.intermediate)) iv.ablate(n);
+  std::vector<std::unique_ptr<PointRecorder>> points;
+  for (auto& name : a.hooks) {
+    Hook h;
+    int layer;
+    parse_hook_name_or_fail(name, c.n_layers, &h, &layer);
+    points.push_back(std::make_unique<PointRecorder>(h, layer));
+  }
+  const std::string hook_dir = a.hook_dir.empty() ? a.dump : a.hook_dir;
+  if (!points.empty() && hook_dir.empty()) fail("--hook needs --hook-dir DIR (or --dump DIR) to write into");
   GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
   PrefillRowsRecorder layer_out(Hook::ResidPost, c.n_layers, c.hidden, 0, in.seq_len);
@@ -118,7 +133,14 @@ void run_caption(const CaptionArgs& a) {
       opt.sinks.push_back(post_img.get());
     }
   }
+  if (!iv.empty()) opt.sinks.insert(opt.sinks.begin(), &iv);
+  for (auto& p : points) opt.sinks.push_back(p.get());
   GenerateResult gen = generate(*model, in, opt);
+  for (size_t i = 0; i < points.size(); ++i) {
+    std::filesystem::create_directories(hook_dir);
+    write_npy((std::filesystem::path(hook_dir) / (a.hooks[i] + ".npy")).string(), points[i]->data().data(),
+              {points[i]->rows(), points[i]->width()});
+  }
   const std::string caption = caption_text(model->tokenizer(), gen.generated);
 
   if (dump)
@@ -150,6 +172,10 @@ void register_caption(CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum number of generated tokens")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print ids, text and timings as one JSON object");
   cmd->add_option("--dump", a->dump, "Write every intermediate array as .npy into this directory");
+  cmd->add_option("--ablate", a->ablate, "Zero these FFN neurons (their value vectors) at every row and step: L:U[,L:U…]");
+  cmd->add_option("--hook", a->hooks,
+                  "Record a named hook point (e.g. blocks.3.mlp.hook_post) at every row: writes NAME.npy [rows, width]; repeatable");
+  cmd->add_option("--hook-dir", a->hook_dir, "Directory for --hook arrays (default: the --dump directory)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] { run_caption(*a); });
 }

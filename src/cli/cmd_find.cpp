@@ -31,7 +31,7 @@ struct FindArgs {
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
   int64_t shuffle_seed = -1;
-  bool heatmaps = false, fold_norm_gain = false;
+  bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false;
   std::string query = PromptText{}.query, prefix = PromptText{}.prefix;
 };
 
@@ -95,6 +95,9 @@ void run_find(const FindArgs& a) {
   opt.fold_norm_gain = a.fold_norm_gain;
   if (a.method != "score" && a.method != "gradient") fail("--method: expected score or gradient, got '", a.method, "'");
   opt.method = a.method == "gradient" ? RankMethod::Gradient : RankMethod::Score;
+  if (a.gradient_baseline && opt.method == RankMethod::Gradient)
+    fail("--gradient-baseline goes with --method score (with --method gradient the gradient already ranks)");
+  opt.also_gradient = a.gradient_baseline;
   opt.all_tokens = a.tokens == "all";
   opt.nouns = split_commas(a.nouns);
   opt.heatmaps = a.heatmaps;
@@ -187,6 +190,8 @@ void register_find(CLI::App& app) {
   cmd->add_option("--method", a->method,
                   "score: the paper's gradient-free score; gradient: Z*dy/dZ max over image tokens (baseline)")
       ->capture_default_str();
+  cmd->add_flag("--gradient-baseline", a->gradient_baseline,
+                "Also rank by the gradient baseline and write its top-k as RUN/<id>/gradient.npy (for metrics)");
   cmd->add_flag("--fold-norm-gain", a->fold_norm_gain, "Multiply U[t] by the final RMSNorm weight");
   cmd->add_option("--tokens", a->tokens, "nouns (default) or all: every generated token")->capture_default_str();
   cmd->add_option("--nouns", a->nouns, "Comma-separated nouns to use instead of WordNet tagging");

@@ -12,5 +12,7 @@ void register_find(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_groundtruth(CLI::App& app);
 void register_nouns(CLI::App& app);
+void register_metrics(CLI::App& app);
+void register_perturb(CLI::App& app);
 
 }  // namespace mmn::cli

@@ -29,6 +29,7 @@ RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, 
             {"heatmaps", opt.heatmaps},
             {"shuffle_image_tokens", opt.shuffle_seed ? json(*opt.shuffle_seed) : json(nullptr)},
             {"random_baseline", opt.random_baseline},
+            {"gradient_baseline", opt.also_gradient},
             {"max_new_tokens", opt.max_new_tokens},
             {"query", opt.prompt.query},
             {"prefix", opt.prompt.prefix},
@@ -37,6 +38,7 @@ RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, 
   info.json = {{"tool", "mmneuron"},
                {"version", MMN_VERSION},
                {"model", ec ? model_dir : abs.string()},
+               {"model_fingerprint", model_fingerprint(model)},
                {"family", model.family()},
                {"layers", c.n_layers},
                {"units_per_layer", c.intermediate},
@@ -185,6 +187,18 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
   if (!r.concepts.empty())
     write_npy((dir / "neurons.npy").string(), flat.data(),
               {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].neurons.size()), 3});
+  if (opt.also_gradient && !r.concepts.empty()) {
+    // The gradient baseline's top-k in the neurons.npy format, for `metrics`.
+    std::vector<float> g;
+    for (auto& cr : r.concepts)
+      for (auto& n : cr.gradient_neurons) g.insert(g.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
+    write_npy((dir / "gradient.npy").string(), g.data(),
+              {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].gradient_neurons.size()), 3});
+  }
+  if (!r.image_acts.empty()) {
+    const LlamaConfig& c = model.decoder().config();
+    write_npy((dir / "image_acts.npy").string(), r.image_acts.data(), {2, c.n_layers, c.intermediate});
+  }
   if (opt.heatmaps) {
     write_png((dir / "input.png").string(), r.image.cropped);
     for (auto& cr : r.concepts) {

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   mmn::cli::register_merge(app);
   mmn::cli::register_groundtruth(app);
   mmn::cli::register_nouns(app);
+  mmn::cli::register_metrics(app);
+  mmn::cli::register_perturb(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

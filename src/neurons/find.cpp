@@ -60,6 +60,90 @@ std::string Explainer::token_text(int32_t id) const {
   return out;
 }
 
+void Explainer::restrict_to(std::vector<int32_t> tokens) {
+  const int64_t base = model_.tokenizer().base_vocab_size();
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  for (int32_t t : tokens)
+    if (t < 0 || t >= base) fail("internal: token ", t, " is outside the base vocabulary");
+  allowed_ = std::move(tokens);
+  cache_.clear();
+}
+
+VocabMode parse_vocab_mode(const std::string& s) {
+  if (s == "all") return VocabMode::All;
+  if (s == "produced") return VocabMode::Produced;
+  if (s == "auto") return VocabMode::Auto;
+  fail("--vocab: expected all, produced or auto, got '", s, "'");
+}
+
+ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode mode) {
+  const Weight& U = model.decoder().lm_head();
+  ExplanationVocab v;
+  v.base = std::min<int64_t>(U.rows, model.tokenizer().base_vocab_size());
+  const int64_t V = v.base, D = U.cols;
+  auto all_tokens = [&] {
+    v.tokens.resize(V);
+    std::iota(v.tokens.begin(), v.tokens.end(), 0);
+  };
+  if (mode == VocabMode::All || V == 0) {
+    all_tokens();
+    v.decision = "explanations use all " + std::to_string(V) + " base-vocabulary tokens (--vocab all)";
+    return v;
+  }
+  // Coordinate-wise median row, a block of columns at a time (never a full fp32 copy).
+  std::vector<float> median(D), row(D);
+  const int64_t block = 64;
+  std::vector<float> cols;
+  for (int64_t d0 = 0; d0 < D; d0 += block) {
+    const int64_t w = std::min(block, D - d0);
+    cols.assign(static_cast<size_t>(w * V), 0.f);
+    for (int64_t t = 0; t < V; ++t) {
+      convert_to_f32(U.dtype, U.row_ptr(t), row.data(), D);
+      for (int64_t d = 0; d < w; ++d) cols[d * V + t] = row[d0 + d];
+    }
+    for (int64_t d = 0; d < w; ++d) {
+      float* c = cols.data() + d * V;
+      std::nth_element(c, c + V / 2, c + V);
+      median[d0 + d] = c[V / 2];
+    }
+  }
+  std::vector<double> dist(V), norm(V);
+  for (int64_t t = 0; t < V; ++t) {
+    convert_to_f32(U.dtype, U.row_ptr(t), row.data(), D);
+    double dd = 0, nn = 0;
+    for (int64_t d = 0; d < D; ++d) {
+      dd += (double(row[d]) - median[d]) * (double(row[d]) - median[d]);
+      nn += double(row[d]) * row[d];
+    }
+    dist[t] = std::sqrt(dd);
+    norm[t] = std::sqrt(nn);
+  }
+  std::vector<double> sorted = norm;
+  std::nth_element(sorted.begin(), sorted.begin() + V / 2, sorted.end());
+  const double threshold = 0.25 * sorted[V / 2];
+  std::vector<int32_t> produced;
+  for (int64_t t = 0; t < V; ++t)
+    if (dist[t] >= threshold) produced.push_back(static_cast<int32_t>(t));
+  v.collapsed = V - static_cast<int64_t>(produced.size());
+  const std::string rule = "lm_head rows within 0.25 x the median row norm of the coordinate-wise median row count as never trained";
+  const bool restrict = mode == VocabMode::Produced || 4 * v.collapsed >= V;
+  if (!restrict || produced.empty() || v.collapsed == 0) {
+    all_tokens();
+    const char* why = produced.empty() ? ", i.e. all of them: nothing to tell apart"
+                      : v.collapsed == 0 ? ""
+                                         : ", under a quarter: a fully trained vocabulary";
+    v.decision = "explanations use all " + std::to_string(V) + " base-vocabulary tokens (" + std::to_string(v.collapsed) +
+                 " rows look never trained" + why + "; rule: " + rule + ")";
+    return v;
+  }
+  v.tokens = std::move(produced);
+  v.restricted = true;
+  v.decision = "explanations restricted to " + std::to_string(v.tokens.size()) + " of " + std::to_string(V) +
+               " tokens (rule: " + rule + "; " + std::to_string(v.collapsed) + " rows are)";
+  return v;
+}
+
 std::vector<std::vector<int32_t>> Explainer::explain(const std::vector<std::pair<int, int>>& neurons) {
   const LlamaDecoder& dec = model_.decoder();
   const int64_t D = dec.config().hidden;
@@ -83,9 +167,12 @@ std::vector<std::vector<int32_t>> Explainer::explain(const std::vector<std::pair
     linear(cols.data(), m, U, nullptr, logits.data());
     for (int64_t j = 0; j < m; ++j) {
       const float* l = logits.data() + j * U.rows;
-      std::vector<int32_t> idx(U.rows);
-      std::iota(idx.begin(), idx.end(), 0);
-      const int64_t n = std::min<int64_t>(n_, U.rows);
+      std::vector<int32_t> idx = allowed_;
+      if (idx.empty()) {
+        idx.resize(U.rows);
+        std::iota(idx.begin(), idx.end(), 0);
+      }
+      const int64_t n = std::min<int64_t>(n_, static_cast<int64_t>(idx.size()));
       std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
                         [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
       idx.resize(n);
@@ -129,11 +216,14 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   const Hook hook = opt.activation == ActivationVariant::Act ? Hook::MlpAct : Hook::MlpPost;
   PredictingRowRecorder acts(hook, c.n_layers, I);
   PrefillRowsRecorder ffn_in(Hook::Ln2, opt.heatmaps ? c.n_layers : 0, D, in.image_pos0, in.image_tokens);
+  // Every neuron's mean and max over the image rows, for the specificity metric (metrics.h).
+  ImageRowStatsRecorder image_stats(hook, c.n_layers, I, in.image_pos0, in.image_tokens);
   GenerateOptions g;
   g.max_new_tokens = opt.max_new_tokens;
-  g.sinks = {&acts};
+  g.sinks = {&acts, &image_stats};
   if (opt.heatmaps) g.sinks.push_back(&ffn_in);
   GenerateResult gen = generate(model, in, g);
+  if (in.image_tokens > 0) r.image_acts = image_stats.result();
   r.generated_ids = gen.generated;
   r.caption = caption_text(tok, gen.generated);
   r.prefill_s = gen.prefill_s;

@@ -68,19 +68,49 @@ struct ImageFindResult {
   // Image-row FFN inputs [L, P, D] (blocks.{l}.ln2.hook_normalized), only with heatmaps:
   // any neuron's map is two dot products per row, recomputed on demand.
   std::vector<float> image_ffn_inputs;
+  // [2, L, d_ff]: every neuron's mean (0) and max (1) activation (the run's
+  // variant) over the image rows of the prefill pass; empty without image rows.
+  std::vector<float> image_acts;
 };
+
+// Which tokens a logit-lens explanation may name. A model trained on a small
+// corpus with a larger tokenizer (the bundled shapes model: 512 pieces, ~23
+// ever targets) has lm_head rows that were never trained as targets: the
+// softmax gradient pushes every non-target row the same way, so those rows all
+// drift to (nearly) one common vector, and the logit lens would list them in
+// arbitrary order among the real tokens. The rule (data-free, ours):
+//   c = the coordinate-wise median of the base-vocabulary lm_head rows,
+//   a row is *collapsed* when ‖U[t] − c‖ < 0.25 · median_t ‖U[t]‖;
+//   produced = the rows that are not collapsed.
+// In a fully trained model rows point in different directions, c is near 0
+// and only rows of unusually small norm would be called collapsed, so `auto`
+// restricts only when at least a quarter of the base vocabulary is collapsed.
+enum class VocabMode { All, Produced, Auto };
+VocabMode parse_vocab_mode(const std::string& s);  // all | produced | auto
+struct ExplanationVocab {
+  std::vector<int32_t> tokens;  // ids explanations may use, ascending
+  int64_t base = 0;             // base vocabulary size (added tokens never count)
+  int64_t collapsed = 0;        // rows the rule calls never trained
+  bool restricted = false;      // tokens.size() < base
+  std::string decision;         // one line: what was decided and why
+};
+ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode mode);
 
 // Caches logit-lens explanations across images of a run.
 class Explainer {
  public:
   Explainer(const VisionLanguageModel& model, int n_tokens);
-  // Top tokens (ids) of each neuron's value vector over the base vocabulary.
+  // Top tokens (ids) of each neuron's value vector over the base vocabulary
+  // (or over the tokens given to restrict_to).
   std::vector<std::vector<int32_t>> explain(const std::vector<std::pair<int, int>>& neurons);
   std::string token_text(int32_t id) const;  // piece with "▁" shown as a space
+  // From now on rank only these token ids (clears the cache).
+  void restrict_to(std::vector<int32_t> tokens);
 
  private:
   const VisionLanguageModel& model_;
   int n_;
+  std::vector<int32_t> allowed_;  // empty: the whole base vocabulary
   std::map<std::pair<int, int>, std::vector<int32_t>> cache_;
 };
 
