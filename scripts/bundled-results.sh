@@ -15,7 +15,7 @@ mkdir -p "$out"
 scenes="$out/scenes"
 [ -d "$scenes/images" ] || "$bin" shapes --n "$n" --seed 20261130 --out "$scenes"
 "$bin" find --images "$scenes/images" --out "$out/run" --heatmaps --gradient-baseline --quiet
-"$bin" find --images "$scenes/images" --out "$out/run-shuffled" --heatmaps --shuffle-image-tokens 1 --quiet
+"$bin" find --images "$scenes/images" --out "$out/run-shuffled" --heatmaps --gradient-baseline --shuffle-image-tokens 1 --quiet
 "$bin" perturb "$out/run" --top 10,50 --zero --random uniform,layer --draws 5 --force --quiet | tee "$out/perturb.txt"
 "$bin" perturb "$out/run" --top 10,50 --sigma 1,4 --random layer --draws 5 --out "$out/perturb-sigma.json" --force --quiet \
   | tee "$out/perturb-sigma.txt"

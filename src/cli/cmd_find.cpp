@@ -31,7 +31,7 @@ struct FindArgs {
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
   int64_t shuffle_seed = -1;
-  bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false;
+  bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false, quiet = false;
   std::string query = PromptText{}.query, prefix = PromptText{}.prefix;
 };
 
@@ -137,13 +137,18 @@ void run_find(const FindArgs& a) {
   check_or_write_run_json(a.out, info, shard_i, shard_n);
 
   Explainer explainer(*model, opt.explain_tokens);
-  Progress bar("find", static_cast<int64_t>(items.size()), "images");
   int64_t done = 0, skipped = 0, failed = 0;
+  std::unique_ptr<Progress> bar;
+  if (!a.quiet) bar = std::make_unique<Progress>("find", static_cast<int64_t>(items.size()), "images");
+  auto progress = [&](const std::string& note) {
+    ++done;
+    if (bar) bar->update(done, note);
+  };
   for (const auto& item : items) {
     const fs::path dir = fs::path(a.out) / item.id;
     if (fs::exists(dir / "result.json")) {
       ++skipped;
-      bar.update(++done, item.id + " (done before)");
+      progress(item.id + " (done before)");
       continue;
     }
     ImageU8 img;
@@ -154,17 +159,17 @@ void run_find(const FindArgs& a) {
       std::fprintf(stderr, "warning: skipping %s: %s\n", item.image_path.c_str(), e.what());
       write_file_atomic((dir / "error.txt").string(), std::string(e.what()) + "\n");
       ++failed;
-      bar.update(++done, item.id + " (unreadable)");
+      progress(item.id + " (unreadable)");
       continue;
     }
     ImageFindResult r = find_neurons(*model, wordnet.get(), img, opt);
     write_image_outputs(dir.string(), item, *model, opt, r, explainer);
-    print_summary(item.id, r, explainer, opt.all_tokens ? 0 : 3);
+    if (!a.quiet) print_summary(item.id, r, explainer, opt.all_tokens ? 0 : 3);
     std::error_code ec;
     fs::remove(dir / "error.txt", ec);
-    bar.update(++done, item.id);
+    progress(item.id);
   }
-  bar.finish();
+  if (bar) bar->finish();
   std::fprintf(stderr, "find: %lld images analysed, %lld already done, %lld unreadable; results in %s\n",
                static_cast<long long>(done - skipped - failed), static_cast<long long>(skipped),
                static_cast<long long>(failed), a.out.c_str());
@@ -205,6 +210,7 @@ void register_find(CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum caption length")->capture_default_str();
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix")->capture_default_str();
+  cmd->add_flag("--quiet", a->quiet, "No progress bar or per-image summaries");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] { run_find(*a); });
 }

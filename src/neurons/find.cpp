@@ -207,10 +207,7 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
     std::iota(r.permutation.begin(), r.permutation.end(), 0);
     std::mt19937_64 rng(*opt.shuffle_seed);
     std::shuffle(r.permutation.begin(), r.permutation.end(), rng);
-    std::vector<float> orig(in.embeds.begin() + in.image_pos0 * D,
-                            in.embeds.begin() + (in.image_pos0 + in.image_tokens) * D);
-    for (int64_t p = 0; p < in.image_tokens; ++p)
-      std::memcpy(&in.embeds[(in.image_pos0 + p) * D], &orig[r.permutation[p] * D], D * sizeof(float));
+    permute_image_tokens(in, r.permutation);
   }
 
   const Hook hook = opt.activation == ActivationVariant::Act ? Hook::MlpAct : Hook::MlpPost;
