@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/edit_args.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "kernels/threading.h"
@@ -24,7 +25,7 @@ namespace {
 
 struct CaptionArgs {
   std::string model, image, query = PromptText{}.query, prefix = PromptText{}.prefix, dump, ablate, hook_dir;
-  std::vector<std::string> hooks;
+  std::vector<std::string> hooks, edits;
   int max_new_tokens = 50;
   int threads = 0;
   bool json = false;
@@ -102,7 +103,8 @@ void run_caption(const CaptionArgs& a) {
 
   const LlamaConfig& c = model->decoder().config();
   // Interventions first: every recorder then sees the intervened activations.
-  NeuronIntervention iv(c.n_layers, c.hidden, c.intermediate);
+  std::unique_ptr<NeuronIntervention> edited = load_edits(*model, a.edits);
+  NeuronIntervention iv = edited ? *edited : NeuronIntervention(c.n_layers, c.hidden, c.intermediate);
   if (!a.ablate.empty())
     for (NeuronRef n : parse_neuron_list(a.ablate, c.n_layers, c.intermediate)) iv.ablate(n);
   std::vector<std::unique_ptr<PointRecorder>> points;
@@ -175,6 +177,7 @@ void register_caption(CLI::App& app) {
   cmd->add_option("--ablate", a->ablate, "Zero these FFN neurons (their value vectors) at every row and step: L:U[,L:U…]");
   cmd->add_option("--hook", a->hooks,
                   "Record a named hook point (e.g. blocks.3.mlp.hook_post) at every row: writes NAME.npy [rows, width]; repeatable");
+  cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
   cmd->add_option("--hook-dir", a->hook_dir, "Directory for --hook arrays (default: the --dump directory)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] { run_caption(*a); });

@@ -8,6 +8,9 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/edit_args.h"
+#include "io/atomic_file.h"
+#include "neurons/stats.h"
 #include "cli/find_output.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
@@ -27,7 +30,7 @@ namespace {
 
 struct FindArgs {
   std::string model, images_dir, dataset, images_root, out, activation = "act", method = "score", tokens = "nouns", nouns, shard = "0/1";
-  std::vector<std::string> images;
+  std::vector<std::string> images, edits;
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
   int64_t shuffle_seed = -1;
@@ -133,7 +136,14 @@ void run_find(const FindArgs& a) {
   std::unique_ptr<WordNet> wordnet;
   if (!opt.all_tokens && opt.nouns.empty()) wordnet = std::make_unique<WordNet>(WordNet::load());
 
+  std::unique_ptr<NeuronIntervention> edit = load_edits(*model, a.edits);
+  opt.edit = edit.get();
   RunInfo info = make_run_info(*model, opt, resolve_model_dir(a.model));
+  // A run with edits is another model: record which (a resume with other edits is refused).
+  info.json["options"]["edits"] = nlohmann::json::array();
+  for (auto& e : a.edits)
+    info.json["options"]["edits"].push_back(
+        {{"dir", e}, {"values_hash", hash_string(read_file((fs::path(e) / "values.safetensors").string()))}});
   check_or_write_run_json(a.out, info, shard_i, shard_n);
 
   Explainer explainer(*model, opt.explain_tokens);
@@ -210,6 +220,7 @@ void register_find(CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum caption length")->capture_default_str();
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix")->capture_default_str();
+  cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
   cmd->add_flag("--quiet", a->quiet, "No progress bar or per-image summaries");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] { run_find(*a); });

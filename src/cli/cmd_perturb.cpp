@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/edit_args.h"
 #include "io/atomic_file.h"
 #include "kernels/threading.h"
 #include "neurons/perturb.h"
@@ -64,6 +65,7 @@ void print_summary(const nlohmann::json& s) {
 void register_perturb(CLI::App& app) {
   struct Args {
     std::string run, model, tops = "10,50", sigmas, random = "uniform,layer", out;
+    std::vector<std::string> edits;
     bool zero = false, no_reuse = false, force = false, quiet = false;
     int draws = 5, threads = 0;
     int64_t max_images = 0;
@@ -81,6 +83,7 @@ void register_perturb(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--draws", a->draws, "Random sets (and noise draws) per condition")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the random controls and noise")->capture_default_str();
+  cmd->add_option("--edit", a->edits, "Apply this knowledge edit to every pass, the clean one included (repeatable)");
   cmd->add_flag("--no-reuse", a->no_reuse, "Recompute every layer instead of resuming from the clean pass");
   cmd->add_option("--max-images", a->max_images, "Only the first N images of the run (0 = all)")->capture_default_str();
   cmd->add_option("--out", a->out, "Output file (default: RUN/perturb.json)");
@@ -115,10 +118,13 @@ void register_perturb(CLI::App& app) {
     if (fs::exists(out) && !a->force) fail(out, ": already exists (use --force to overwrite)");
     auto model = load_model(resolve_model_dir(a->model.empty() ? run.model() : a->model));
     check_run_matches_model(run, *model);
+    std::unique_ptr<NeuronIntervention> edit = load_edits(*model, a->edits);
+    opt.base = edit.get();
     PerturbReport rep = run_perturbation(*model, run, opt);
     nlohmann::json j = perturbation_to_json(rep, model->tokenizer(), opt);
     j["run"] = a->run;
     j["model"] = model->dir();
+    j["edits"] = a->edits;
     write_file_atomic(out, j.dump(1) + "\n");
     print_summary(j["summary"]);
     std::printf("\nwrote %s\n", out.c_str());

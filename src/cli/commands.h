@@ -14,5 +14,7 @@ void register_groundtruth(CLI::App& app);
 void register_nouns(CLI::App& app);
 void register_metrics(CLI::App& app);
 void register_perturb(CLI::App& app);
+void register_edit(CLI::App& app);
+void register_eval_edit(CLI::App& app);
 
 }  // namespace mmn::cli

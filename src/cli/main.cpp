@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   mmn::cli::register_nouns(app);
   mmn::cli::register_metrics(app);
   mmn::cli::register_perturb(app);
+  mmn::cli::register_edit(app);
+  mmn::cli::register_eval_edit(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -33,16 +33,20 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The id a word is looked up by: the first sub-token of " word" inside a
-// sentence (a lone "▁" piece is skipped: it carries no meaning of its own).
-int32_t word_token(const Tokenizer& tok, const std::string& word) {
-  std::vector<int32_t> ids = tok.encode(word, false);
-  for (int32_t id : ids)
-    if (tok.piece(id) != "\xe2\x96\x81") return id;
-  fail("word '", word, "' has no token");
+}  // namespace
+
+std::vector<int32_t> word_token_ids(const Tokenizer& tok, const std::string& word) {
+  std::vector<int32_t> out;
+  for (int32_t id : tok.encode(word, false))
+    if (tok.piece(id) != "\xe2\x96\x81") out.push_back(id);
+  return out;
 }
 
-}  // namespace
+int32_t word_token(const Tokenizer& tok, const std::string& word) {
+  std::vector<int32_t> ids = word_token_ids(tok, word);
+  if (ids.empty()) fail("word '", word, "' has no token");
+  return ids[0];
+}
 
 Explainer::Explainer(const VisionLanguageModel& model, int n_tokens) : model_(model), n_(n_tokens) {}
 
@@ -191,6 +195,8 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   const Tokenizer& tok = model.tokenizer();
   const int64_t L = c.n_layers, I = c.intermediate, D = c.hidden;
   if (opt.top_k < 1) fail("--top-k must be at least 1");
+  if (opt.edit && (opt.method == RankMethod::Gradient || opt.also_gradient))
+    fail("--edit cannot be combined with the gradient baseline: its taped backward pass runs no hooks");
   if (opt.top_k > L * I) fail("--top-k ", opt.top_k, " is larger than the model's ", L * I, " FFN neurons");
 
   ImageFindResult r;
@@ -218,6 +224,7 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   GenerateOptions g;
   g.max_new_tokens = opt.max_new_tokens;
   g.sinks = {&acts, &image_stats};
+  if (opt.edit) g.sinks.insert(g.sinks.begin(), opt.edit);  // first: the recorders see the edited model
   if (opt.heatmaps) g.sinks.push_back(&ffn_in);
   GenerateResult gen = generate(model, in, g);
   if (in.image_tokens > 0) r.image_acts = image_stats.result();

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "models/intervention.h"
 #include "models/vlm.h"
 #include "neurons/score.h"
 
@@ -25,6 +26,7 @@ const char* activation_variant_name(ActivationVariant v);
 
 struct FindOptions {
   PromptText prompt;
+  NeuronIntervention* edit = nullptr;  // applied to every pass at run time (find --edit), or null
   int max_new_tokens = 50;
   int64_t top_k = 1000;                // kept per concept (neurons.npy)
   int64_t report = 100;                // of those, listed with explanations in result.json
@@ -95,6 +97,12 @@ struct ExplanationVocab {
   std::string decision;         // one line: what was decided and why
 };
 ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode mode);
+
+// The tokens of " word" inside a sentence, without a lone "▁" piece (it
+// carries no meaning of its own); word_token is the first: the id a word is
+// looked up by (method.md §3). word_token throws when there is none.
+std::vector<int32_t> word_token_ids(const Tokenizer& tok, const std::string& word);
+int32_t word_token(const Tokenizer& tok, const std::string& word);
 
 // Caches logit-lens explanations across images of a run.
 class Explainer {

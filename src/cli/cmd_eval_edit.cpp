@@ -1,0 +1,154 @@
+// mmneuron eval-edit: what an edit does on held-out images — success on target
+// images (captions that said S now say T and no S), generality on more images
+// with S, locality on images without S (caption unchanged, T not leaked), the
+// teacher-forced margin shift at j*, and the same for the edit's random control
+// when it has one (EDIT/random-control/, from `edit --random-control`).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/default_model.h"
+#include "cli/edit_args.h"
+#include "kernels/threading.h"
+#include "models/generate.h"
+#include "neurons/edit.h"
+#include "util/error.h"
+
+namespace mmn::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Mean over the target images' S-predicting rows of (logit_T − logit_S) with
+// the edit minus without it, teacher-forced on the clean caption.
+double margin_shift(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean, NeuronIntervention& iv,
+                    int32_t s, int32_t t) {
+  double sum = 0;
+  int64_t n = 0;
+  for (auto& c : clean) {
+    const std::vector<int32_t> forced(c.caption.begin(), c.caption.end() - 1);
+    ForcedPass a = forced_pass(model, c.in, forced, {});
+    ForcedOptions fo;
+    fo.sinks = {&iv};
+    ForcedPass b = forced_pass(model, c.in, forced, fo);
+    for (size_t j = 0; j < c.caption.size(); ++j) {
+      if (c.caption[j] != s) continue;
+      auto m = [&](const std::vector<float>& lg) {
+        if (t >= 0) return static_cast<double>(lg[t]) - lg[s];
+        double best = -INFINITY;  // suppression: the best other token against S
+        for (size_t u = 0; u < lg.size(); ++u)
+          if (static_cast<int32_t>(u) != s) best = std::max<double>(best, lg[u]);
+        return best - lg[s];
+      };
+      sum += m(b.logits[j]) - m(a.logits[j]);
+      ++n;
+    }
+  }
+  return n ? sum / static_cast<double>(n) : NAN;
+}
+
+json evaluate(const VisionLanguageModel& model, const ValueEdit& e, const std::vector<CaptionedImage>& target,
+              const std::vector<CaptionedImage>& generality, const std::vector<CaptionedImage>& locality) {
+  const LlamaConfig& c = model.decoder().config();
+  NeuronIntervention iv(c.n_layers, c.hidden, c.intermediate);
+  add_edit_to_intervention(e, iv);
+  const int32_t s = e.info.at("from_token_id").get<int32_t>();
+  const int32_t t = e.info["to_token_id"].is_null() ? -1 : e.info["to_token_id"].get<int32_t>();
+  const int max_new = e.info["parameters"].value("max_new_tokens", 50);
+  EditOutcome ot = judge_edit(model, target, &iv, s, t, max_new);
+  EditOutcome og = judge_edit(model, generality, &iv, s, t, max_new);
+  EditOutcome ol = judge_edit(model, locality, &iv, s, t, max_new);
+  auto rate = [](int64_t k, int64_t n) { return n ? json(double(k) / double(n)) : json(nullptr); };
+  const double shift = margin_shift(model, target, iv, s, t);
+  return {{"success", rate(ot.success, ot.with_source)},
+          {"generality", generality.empty() ? json(nullptr) : rate(og.success, og.with_source)},
+          {"locality", rate(ol.unchanged, ol.without_source)},
+          {"leak", t < 0 ? json(0.0) : rate(ol.leaked, ol.without_source)},
+          {"margin_shift", std::isfinite(shift) ? json(shift) : json(nullptr)},
+          {"weights_changed", static_cast<int64_t>(e.neurons.size()) * e.d_model},
+          {"neurons", e.neurons.size()},
+          {"counts",
+           {{"target_with_source", ot.with_source},
+            {"target_success", ot.success},
+            {"generality_with_source", og.with_source},
+            {"generality_success", og.success},
+            {"locality_without_source", ol.without_source},
+            {"locality_unchanged", ol.unchanged},
+            {"locality_leaked", ol.leaked},
+            {"target_without_source_ignored", ot.without_source},
+            {"locality_with_source_ignored", ol.with_source}}}};
+}
+
+std::string pct(const json& v) {
+  if (v.is_null()) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v.get<double>());
+  return b;
+}
+
+}  // namespace
+
+void register_eval_edit(CLI::App& app) {
+  struct Args {
+    std::string edit, model, target, generality, locality;
+    bool json_out = false, quiet = false;
+    int threads = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("eval-edit", "Success, generality, locality and leak of an edit on held-out images");
+  cmd->add_option("--edit", a->edit, "Edit directory")->required();
+  cmd->add_option("--model", a->model, "Source checkpoint (default: the one recorded in the edit)");
+  cmd->add_option("--target-images", a->target, "Folder of held-out images whose captions say S")->required();
+  cmd->add_option("--generality-images", a->generality, "Another folder of images with S (optional)");
+  cmd->add_option("--locality-images", a->locality, "Folder of images whose captions should not change")->required();
+  cmd->add_flag("--json", a->json_out, "Print one JSON object instead of a table");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
+  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  cmd->callback([a] {
+    init_threads(a->threads);
+    ValueEdit e = load_value_edit(a->edit);
+    auto model = load_model(a->model.empty() ? e.model_dir : a->model);
+    check_edit_matches_model(e, *model, a->edit);
+    PromptText prompt{e.info["parameters"].value("query", PromptText{}.query),
+                      e.info["parameters"].value("prefix", PromptText{}.prefix)};
+    const int max_new = e.info["parameters"].value("max_new_tokens", 50);
+    auto caption_dir = [&](const std::string& dir, const char* label) {
+      if (dir.empty()) return std::vector<CaptionedImage>{};
+      return caption_images(*model, image_paths({}, dir, "", "", label), prompt, max_new, nullptr, !a->quiet, label);
+    };
+    const auto target = caption_dir(a->target, "target"), generality = caption_dir(a->generality, "generality"),
+               locality = caption_dir(a->locality, "locality");
+    json out = evaluate(*model, e, target, generality, locality);
+    out["edit"] = a->edit;
+    out["from"] = e.info.value("from", "");
+    out["to"] = e.info.value("to", "");
+    out["rule"] = e.info.value("rule", "");
+    const fs::path control = fs::path(a->edit) / "random-control";
+    if (fs::exists(control / "edit.json")) {
+      ValueEdit r = load_value_edit(control.string());
+      check_edit_matches_model(r, *model, control.string());
+      out["random_control"] = evaluate(*model, r, target, generality, locality);
+    }
+    if (a->json_out) {
+      std::cout << out.dump() << std::endl;
+      return;
+    }
+    std::printf("edit %s: %s → %s, rule %s, %zu neurons (%lld weights)\n", a->edit.c_str(), out["from"].get<std::string>().c_str(),
+                out["to"].get<std::string>().empty() ? "(suppressed)" : out["to"].get<std::string>().c_str(),
+                out["rule"].get<std::string>().c_str(), e.neurons.size(), out["weights_changed"].get<long long>());
+    std::printf("%-16s %-10s %-10s %-10s %-10s %-12s\n", "", "success", "generality", "locality", "leak", "margin shift");
+    auto row = [&](const char* name, const json& r) {
+      std::printf("%-16s %-10s %-10s %-10s %-10s %-12s\n", name, pct(r["success"]).c_str(), pct(r["generality"]).c_str(),
+                  pct(r["locality"]).c_str(), pct(r["leak"]).c_str(), pct(r["margin_shift"]).c_str());
+    };
+    row("edit", out);
+    if (out.contains("random_control")) row("random neurons", out["random_control"]);
+  });
+}
+
+}  // namespace mmn::cli
