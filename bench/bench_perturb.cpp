@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "io/image.h"
 #include "kernels/threading.h"
 #include "models/generate.h"
@@ -20,18 +21,8 @@
 #include "models/vlm.h"
 
 using namespace mmn;
-using Clock = std::chrono::steady_clock;
+using namespace mmn::bench;
 
-namespace {
-
-double secs(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string model_dir, image = std::string(MMN_SOURCE_ROOT) + "/assets/sample.png";

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "kernels/threading.h"
@@ -29,16 +30,10 @@
 extern "C" void openblas_set_num_threads(int);
 
 using namespace mmn;
-using Clock = std::chrono::steady_clock;
+using namespace mmn::bench;
 
 namespace {
 
-double secs(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 // Streams a buffer much larger than the caches with all threads; GB/s.
 double bandwidth_gbs(size_t bytes, int repeats) {

@@ -13,15 +13,12 @@
 
 namespace fs = std::filesystem;
 using namespace mmn;
-
-namespace {
-std::string bundled() { return (fs::path(MMN_SOURCE_DIR) / "models" / "shapes-llava").string(); }
-}  // namespace
+using namespace mmn::test;
 
 TEST(BundledModel, CaptionsHeldOutScenes) {
-  ASSERT_TRUE(fs::exists(fs::path(bundled()) / "model.safetensors")) << "the bundled model is missing";
+  ASSERT_TRUE(fs::exists(fs::path(bundled_model()) / "model.safetensors")) << "the bundled model is missing";
   EvalOptions o;
-  o.model = bundled();
+  o.model = bundled_model();
   o.n = 50;
   o.show_progress = false;
   EvalResult r = evaluate_shapes_llava(o);
@@ -30,7 +27,7 @@ TEST(BundledModel, CaptionsHeldOutScenes) {
 }
 
 TEST(BundledModel, TopNeuronMapsCoverTheObjectMoreThanChance) {
-  auto model = load_model(bundled());
+  auto model = load_model(bundled_model());
   WordNet wn = WordNet::load();
   GroundTruthOptions o;
   o.scenes = 40;

@@ -28,12 +28,11 @@ std::vector<uint8_t> rect(int w, int h, int x0, int y0, int x1, int y1) {
   return m;
 }
 
-std::string bundled() { return (fs::path(MMN_SOURCE_DIR) / "models" / "shapes-llava").string(); }
 
 // Runs the command; expects a one-line "error: …" containing needle and a non-zero exit.
 void expect_one_line_error(const std::string& args, const std::string& needle) {
   std::string out;
-  const int rc = run_cmd(binary() + " groundtruth --model " + bundled() + " " + args, &out);
+  const int rc = run_cmd(binary() + " groundtruth --model " + bundled_model() + " " + args, &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "not one line: " << out;
@@ -131,10 +130,10 @@ TEST(GroundTruth, BadArgumentsGiveOneLineErrors) {
 }
 
 TEST(GroundTruth, EndToEndJsonHasEverySectionWithSaneValues) {
-  ASSERT_TRUE(fs::exists(fs::path(bundled()) / "model.safetensors")) << "the bundled model is missing";
+  ASSERT_TRUE(fs::exists(fs::path(bundled_model()) / "model.safetensors")) << "the bundled model is missing";
   const fs::path dir = temp_dir("groundtruth");
   const fs::path out = dir / "gt.json";
-  const std::string base = binary() + " groundtruth --model " + bundled() + " --scenes 10 --no-gradient --quiet ";
+  const std::string base = binary() + " groundtruth --model " + bundled_model() + " --scenes 10 --no-gradient --quiet ";
   std::string log;
   ASSERT_EQ(run_cmd(base + "--json " + out.string(), &log), 0) << log;
   EXPECT_NE(log.find("layer-matched"), std::string::npos) << log;

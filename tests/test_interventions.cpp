@@ -199,12 +199,7 @@ TEST_P(GoldenFamilies, PrefixReuseIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(All, GoldenFamilies,
                          ::testing::Values("tiny-llava-a-f32", "tiny-llava-c-f16", "tiny-iblip-a-f32", "tiny-owl2-a-f32"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (auto& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+                         ParamName());
 
 TEST(NamedHooks, ModifyingAPointFlowsOnAndDecodeStepsSeeHooks) {
   MMN_REQUIRE_SHARED();

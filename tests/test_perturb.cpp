@@ -20,8 +20,6 @@ using namespace mmn::test;
 
 namespace {
 
-std::string bundled() { return (fs::path(MMN_SOURCE_DIR) / "models" / "shapes-llava").string(); }
-
 // One find run over held-out scenes (a seed the model never trained on), shared by the tests.
 class PerturbRun : public ::testing::Test {
  protected:
@@ -29,7 +27,7 @@ class PerturbRun : public ::testing::Test {
     dir_ = temp_dir("perturb");
     std::string out;
     ASSERT_EQ(run_cmd(binary() + " shapes --n 30 --seed 4242 --out " + (dir_ / "scenes").string(), &out), 0) << out;
-    ASSERT_EQ(run_cmd(binary() + " find --model " + bundled() + " --images " + (dir_ / "scenes" / "images").string() +
+    ASSERT_EQ(run_cmd(binary() + " find --model " + bundled_model() + " --images " + (dir_ / "scenes" / "images").string() +
                           " --top-k 100 --report 5 --out " + (dir_ / "run").string(),
                       &out),
               0)

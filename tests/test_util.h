@@ -50,6 +50,20 @@ inline int run_cmd(const std::string& cmd, std::string* out = nullptr) {
 
 inline std::string binary() { return MMN_BINARY; }
 
+// The bundled shapes model (models/shapes-llava).
+inline std::string bundled_model() { return (std::filesystem::path(MMN_SOURCE_DIR) / "models" / "shapes-llava").string(); }
+
+// A gtest parameter name from a string parameter ("tiny-llava-a-f32" → "tiny_llava_a_f32").
+struct ParamName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    std::string n = info.param;
+    for (auto& c : n)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    return n;
+  }
+};
+
 // A fresh temporary directory, removed by the caller if wanted.
 inline std::filesystem::path temp_dir(const std::string& tag) {
   auto base = std::filesystem::temp_directory_path() /

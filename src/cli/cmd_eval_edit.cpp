@@ -3,6 +3,7 @@
 // with S, locality on images without S (caption unchanged, T not leaked), the
 // teacher-forced margin shift at j*, and the same for the edit's random control
 // when it has one (EDIT/random-control/, from `edit --random-control`).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -52,36 +53,68 @@ double margin_shift(const VisionLanguageModel& model, const std::vector<Captione
   return n ? sum / static_cast<double>(n) : NAN;
 }
 
-json evaluate(const VisionLanguageModel& model, const ValueEdit& e, const std::vector<CaptionedImage>& target,
-              const std::vector<CaptionedImage>& generality, const std::vector<CaptionedImage>& locality) {
+int32_t from_id(const ValueEdit& e) { return e.info.at("from_token_id").get<int32_t>(); }
+int32_t to_id(const ValueEdit& e) { return e.info["to_token_id"].is_null() ? -1 : e.info["to_token_id"].get<int32_t>(); }
+
+// Edits applied together: each edit's success on the images that say its S;
+// locality and leak on the images that say none of the edits' S.
+json evaluate(const VisionLanguageModel& model, const std::vector<ValueEdit>& edits,
+              const std::vector<CaptionedImage>& target, const std::vector<CaptionedImage>& generality,
+              const std::vector<CaptionedImage>& locality) {
   const LlamaConfig& c = model.decoder().config();
   NeuronIntervention iv(c.n_layers, c.hidden, c.intermediate);
-  add_edit_to_intervention(e, iv);
-  const int32_t s = e.info.at("from_token_id").get<int32_t>();
-  const int32_t t = e.info["to_token_id"].is_null() ? -1 : e.info["to_token_id"].get<int32_t>();
-  const int max_new = e.info["parameters"].value("max_new_tokens", 50);
-  EditOutcome ot = judge_edit(model, target, &iv, s, t, max_new);
-  EditOutcome og = judge_edit(model, generality, &iv, s, t, max_new);
-  EditOutcome ol = judge_edit(model, locality, &iv, s, t, max_new);
+  for (auto& e : edits) add_edit_to_intervention(e, iv);
+  const int max_new = edits[0].info["parameters"].value("max_new_tokens", 50);
   auto rate = [](int64_t k, int64_t n) { return n ? json(double(k) / double(n)) : json(nullptr); };
-  const double shift = margin_shift(model, target, iv, s, t);
-  return {{"success", rate(ot.success, ot.with_source)},
-          {"generality", generality.empty() ? json(nullptr) : rate(og.success, og.with_source)},
-          {"locality", rate(ol.unchanged, ol.without_source)},
-          {"leak", t < 0 ? json(0.0) : rate(ol.leaked, ol.without_source)},
-          {"margin_shift", std::isfinite(shift) ? json(shift) : json(nullptr)},
-          {"weights_changed", static_cast<int64_t>(e.neurons.size()) * e.d_model},
-          {"neurons", e.neurons.size()},
-          {"counts",
-           {{"target_with_source", ot.with_source},
-            {"target_success", ot.success},
-            {"generality_with_source", og.with_source},
-            {"generality_success", og.success},
-            {"locality_without_source", ol.without_source},
-            {"locality_unchanged", ol.unchanged},
-            {"locality_leaked", ol.leaked},
-            {"target_without_source_ignored", ot.without_source},
-            {"locality_with_source_ignored", ol.with_source}}}};
+  json per_edit = json::array();
+  int64_t ts = 0, tn = 0, gs = 0, gn = 0;
+  for (auto& e : edits) {
+    const int32_t s = from_id(e), t = to_id(e);
+    EditOutcome ot = judge_edit(model, target, &iv, s, t, max_new);
+    EditOutcome og = judge_edit(model, generality, &iv, s, t, max_new);
+    const double shift = margin_shift(model, target, iv, s, t);
+    ts += ot.success, tn += ot.with_source, gs += og.success, gn += og.with_source;
+    per_edit.push_back({{"from", e.info.value("from", "")},
+                        {"to", e.info.value("to", "")},
+                        {"success", rate(ot.success, ot.with_source)},
+                        {"generality", generality.empty() ? json(nullptr) : rate(og.success, og.with_source)},
+                        {"margin_shift", std::isfinite(shift) ? json(shift) : json(nullptr)},
+                        {"target_with_source", ot.with_source},
+                        {"generality_with_source", og.with_source}});
+  }
+  // Locality: images whose clean caption has none of the edited concepts.
+  int64_t n = 0, unchanged = 0, leaked = 0;
+  for (auto& img : locality) {
+    bool says_source = false;
+    for (auto& e : edits) says_source |= std::find(img.caption.begin(), img.caption.end(), from_id(e)) != img.caption.end();
+    if (says_source) continue;
+    GenerateOptions g;
+    g.max_new_tokens = max_new;
+    g.sinks = {&iv};
+    const std::vector<int32_t> ids = generate(model, img.in, g).generated;
+    ++n;
+    unchanged += ids == img.caption;
+    bool leak = false;
+    for (auto& e : edits) {
+      const int32_t t = to_id(e);
+      leak |= t >= 0 && std::find(ids.begin(), ids.end(), t) != ids.end() &&
+              std::find(img.caption.begin(), img.caption.end(), t) == img.caption.end();
+    }
+    leaked += leak;
+  }
+  int64_t weights = 0;
+  for (auto& e : edits) weights += static_cast<int64_t>(e.neurons.size()) * e.d_model;
+  json out = {{"success", rate(ts, tn)},
+              {"generality", generality.empty() ? json(nullptr) : rate(gs, gn)},
+              {"locality", rate(unchanged, n)},
+              {"leak", rate(leaked, n)},
+              {"margin_shift", per_edit.size() == 1 ? per_edit[0]["margin_shift"] : json(nullptr)},
+              {"weights_changed", weights},
+              {"counts", {{"target_with_source", tn}, {"target_success", ts}, {"generality_with_source", gn},
+                          {"generality_success", gs}, {"locality_images", n}, {"locality_unchanged", unchanged},
+                          {"locality_leaked", leaked}}}};
+  if (edits.size() > 1) out["edits"] = per_edit;
+  return out;
 }
 
 std::string pct(const json& v) {
@@ -95,13 +128,14 @@ std::string pct(const json& v) {
 
 void register_eval_edit(CLI::App& app) {
   struct Args {
-    std::string edit, model, target, generality, locality;
+    std::string model, target, generality, locality;
+    std::vector<std::string> edits;
     bool json_out = false, quiet = false;
     int threads = 0;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("eval-edit", "Success, generality, locality and leak of an edit on held-out images");
-  cmd->add_option("--edit", a->edit, "Edit directory")->required();
+  cmd->add_option("--edit", a->edits, "Edit directory (repeatable: the edits are applied together)")->required();
   cmd->add_option("--model", a->model, "Source checkpoint (default: the one recorded in the edit)");
   cmd->add_option("--target-images", a->target, "Folder of held-out images whose captions say S")->required();
   cmd->add_option("--generality-images", a->generality, "Another folder of images with S (optional)");
@@ -111,9 +145,11 @@ void register_eval_edit(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] {
     init_threads(a->threads);
-    ValueEdit e = load_value_edit(a->edit);
+    std::vector<ValueEdit> edits;
+    for (auto& d : a->edits) edits.push_back(load_value_edit(d));
+    const ValueEdit& e = edits[0];
     auto model = load_model(a->model.empty() ? e.model_dir : a->model);
-    check_edit_matches_model(e, *model, a->edit);
+    for (size_t i = 0; i < edits.size(); ++i) check_edit_matches_model(edits[i], *model, a->edits[i]);
     PromptText prompt{e.info["parameters"].value("query", PromptText{}.query),
                       e.info["parameters"].value("prefix", PromptText{}.prefix)};
     const int max_new = e.info["parameters"].value("max_new_tokens", 50);
@@ -123,22 +159,23 @@ void register_eval_edit(CLI::App& app) {
     };
     const auto target = caption_dir(a->target, "target"), generality = caption_dir(a->generality, "generality"),
                locality = caption_dir(a->locality, "locality");
-    json out = evaluate(*model, e, target, generality, locality);
-    out["edit"] = a->edit;
+    json out = evaluate(*model, edits, target, generality, locality);
+    out["edit"] = a->edits;
     out["from"] = e.info.value("from", "");
     out["to"] = e.info.value("to", "");
     out["rule"] = e.info.value("rule", "");
-    const fs::path control = fs::path(a->edit) / "random-control";
-    if (fs::exists(control / "edit.json")) {
+    // The random control of a single edit (edit --random-control): the same rule and budget on random neurons.
+    const fs::path control = fs::path(a->edits[0]) / "random-control";
+    if (edits.size() == 1 && fs::exists(control / "edit.json")) {
       ValueEdit r = load_value_edit(control.string());
       check_edit_matches_model(r, *model, control.string());
-      out["random_control"] = evaluate(*model, r, target, generality, locality);
+      out["random_control"] = evaluate(*model, {r}, target, generality, locality);
     }
     if (a->json_out) {
       std::cout << out.dump() << std::endl;
       return;
     }
-    std::printf("edit %s: %s → %s, rule %s, %zu neurons (%lld weights)\n", a->edit.c_str(), out["from"].get<std::string>().c_str(),
+    std::printf("edit %s: %s → %s, rule %s, %zu neurons (%lld weights)\n", a->edits[0].c_str(), out["from"].get<std::string>().c_str(),
                 out["to"].get<std::string>().empty() ? "(suppressed)" : out["to"].get<std::string>().c_str(),
                 out["rule"].get<std::string>().c_str(), e.neurons.size(), out["weights_changed"].get<long long>());
     std::printf("%-16s %-10s %-10s %-10s %-10s %-12s\n", "", "success", "generality", "locality", "leak", "margin shift");
@@ -146,7 +183,14 @@ void register_eval_edit(CLI::App& app) {
       std::printf("%-16s %-10s %-10s %-10s %-10s %-12s\n", name, pct(r["success"]).c_str(), pct(r["generality"]).c_str(),
                   pct(r["locality"]).c_str(), pct(r["leak"]).c_str(), pct(r["margin_shift"]).c_str());
     };
-    row("edit", out);
+    row(edits.size() > 1 ? "edits together" : "edit", out);
+    if (out.contains("edits"))
+      for (auto& pe : out["edits"]) {
+        const std::string name = "  " + pe["from"].get<std::string>() + " → " +
+                                 (pe["to"].get<std::string>().empty() ? "∅" : pe["to"].get<std::string>());
+        std::printf("%-16s %-10s %-10s %-10s %-10s %-12s\n", name.c_str(), pct(pe["success"]).c_str(),
+                    pct(pe["generality"]).c_str(), "", "", pct(pe["margin_shift"]).c_str());
+      }
     if (out.contains("random_control")) row("random neurons", out["random_control"]);
   });
 }

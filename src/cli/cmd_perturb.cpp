@@ -118,6 +118,9 @@ void register_perturb(CLI::App& app) {
     if (fs::exists(out) && !a->force) fail(out, ": already exists (use --force to overwrite)");
     auto model = load_model(resolve_model_dir(a->model.empty() ? run.model() : a->model));
     check_run_matches_model(run, *model);
+    // A run made under edits (find --edit) is perturbed under the same edits unless told otherwise.
+    if (a->edits.empty() && run.options().contains("edits"))
+      for (auto& e : run.options()["edits"]) a->edits.push_back(e.at("dir").get<std::string>());
     std::unique_ptr<NeuronIntervention> edit = load_edits(*model, a->edits);
     opt.base = edit.get();
     PerturbReport rep = run_perturbation(*model, run, opt);

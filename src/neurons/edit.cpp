@@ -9,6 +9,7 @@
 #include "io/image.h"
 #include "kernels/convert.h"
 #include "models/generate.h"
+#include "neurons/random_neurons.h"
 #include "neurons/score.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -228,14 +229,7 @@ ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::st
     }
   if (opt.random_control) {  // the same budget, layer-matched: another unit of each chosen neuron's layer
     std::mt19937_64 rng(opt.seed ^ 0xED17C0DEull);
-    std::uniform_int_distribution<int64_t> unit(0, I - 1);
-    std::set<NeuronRef> taken(ns.begin(), ns.end());
-    for (auto& n : ns) {
-      NeuronRef r;
-      do r = {n.layer, static_cast<int>(unit(rng))};
-      while (!taken.insert(r).second);
-      n = r;
-    }
+    ns = draw_layer_matched_neurons(ns, I, rng);
   }
   const int64_t k = static_cast<int64_t>(ns.size());
 

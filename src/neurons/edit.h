@@ -42,11 +42,11 @@ std::vector<CaptionedImage> caption_images(const VisionLanguageModel& model, con
 
 struct EditOptions {
   std::string from, to;                 // to empty: suppress `from`
-  int neurons = 20;                     // k
+  int neurons = 50;                     // k
   EditRule rule = EditRule::Constrained;
   ActivationVariant selection = ActivationVariant::Act;  // activation of the selection score
   double locality_weight = 4.0;         // λ_loc of the constrained rule
-  double ridge = 0.1;                   // μ of the constrained rule, relative to the mean diagonal of the system
+  double ridge = 1.0;                   // μ of the constrained rule, relative to the mean diagonal of the system
   double target_margin = 2.0;           // y_e aims at T beating the best other token by this much (nats)
   PromptText prompt;
   int max_new_tokens = 50;

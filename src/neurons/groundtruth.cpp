@@ -10,6 +10,7 @@
 
 #include "data/shapes.h"
 #include "neurons/heatmap.h"
+#include "neurons/random_neurons.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -74,30 +75,22 @@ MapEval eval_random(const VisionLanguageModel& model, const ImageFindResult& r, 
   return {sum.iou / d, sum.selectivity / d, sum.wins / d};
 }
 
-// n distinct neurons, uniform over all layers.
-std::vector<NeuronEntry> draw_uniform(int n, int64_t L, int64_t I, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int64_t> any(0, L * I - 1);
-  std::set<int64_t> seen;
+std::vector<NeuronEntry> as_entries(const std::vector<NeuronRef>& ns) {
   std::vector<NeuronEntry> out;
-  while (static_cast<int>(out.size()) < n) {
-    const int64_t f = any(rng);
-    if (seen.insert(f).second) out.push_back({static_cast<int>(f / I), static_cast<int>(f % I), 0.f});
-  }
+  for (auto& n : ns) out.push_back({n.layer, n.unit, 0.f});
   return out;
 }
 
-// One distinct random neuron in the layer of each neuron of `like` (Schwettmann et al.).
+// n distinct neurons, uniform over all layers.
+std::vector<NeuronEntry> draw_uniform(int n, int64_t L, int64_t I, std::mt19937_64& rng) {
+  return as_entries(draw_uniform_neurons(n, static_cast<int>(L), I, rng));
+}
+
+// One distinct random neuron in the layer of each neuron of `like`, never one of them (Schwettmann et al.).
 std::vector<NeuronEntry> draw_layer_matched(const std::vector<NeuronEntry>& like, int64_t I, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int64_t> unit(0, I - 1);
-  std::set<std::pair<int, int>> seen;
-  std::vector<NeuronEntry> out;
-  for (const NeuronEntry& n : like) {
-    int u;
-    do u = static_cast<int>(unit(rng));
-    while (!seen.insert({n.layer, u}).second);
-    out.push_back({n.layer, u, 0.f});
-  }
-  return out;
+  std::vector<NeuronRef> refs;
+  for (auto& n : like) refs.push_back({n.layer, n.unit});
+  return as_entries(draw_layer_matched_neurons(refs, I, rng));
 }
 
 // n distinct random neurons of one layer.

@@ -10,6 +10,7 @@
 
 #include "io/image.h"
 #include "models/generate.h"
+#include "neurons/random_neurons.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -41,38 +42,6 @@ void judge(PerturbOutcome& o, const std::vector<int32_t>& original, int32_t toke
   o.survives = std::find(o.generated.begin(), o.generated.end(), token) != o.generated.end();
   o.changed = o.generated != original;
   o.rest_changed = without_step(o.generated, step) != without_step(original, step);
-}
-
-// N distinct neurons uniform over all L·I.
-std::vector<NeuronRef> uniform_neurons(int n, int L, int64_t I, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int64_t> any(0, L * I - 1);
-  std::set<int64_t> seen;
-  std::vector<NeuronRef> out;
-  while (static_cast<int>(out.size()) < n) {
-    const int64_t f = any(rng);
-    if (seen.insert(f).second) out.push_back({static_cast<int>(f / I), static_cast<int>(f % I)});
-  }
-  return out;
-}
-
-// For each top neuron, a distinct other unit of the same layer (not in the top set).
-std::vector<NeuronRef> layer_matched_neurons(const std::vector<NeuronRef>& top, int64_t I, std::mt19937_64& rng) {
-  std::set<NeuronRef> taken(top.begin(), top.end());
-  std::uniform_int_distribution<int64_t> unit(0, I - 1);
-  std::map<int, int> per_layer;
-  for (auto& n : top) ++per_layer[n.layer];
-  std::vector<NeuronRef> out;
-  for (auto& n : top) {
-    if (per_layer[n.layer] * 2 > I) fail("layer-matched control: layer ", n.layer, " has too few other units");
-    for (;;) {
-      NeuronRef r{n.layer, static_cast<int>(unit(rng))};
-      if (taken.insert(r).second) {
-        out.push_back(r);
-        break;
-      }
-    }
-  }
-  return out;
 }
 
 struct PlannedPass {
@@ -168,8 +137,8 @@ PerturbReport run_perturbation(const VisionLanguageModel& model, const RunData& 
               std::memcpy(&sigma_bits, &m.sigma, sizeof sigma_bits);
               std::mt19937_64 rng(mix_seed(opt.seed, {hash_string(im.id), ci, hash_string(s), static_cast<uint64_t>(n),
                                                       hash_string(m.name), sigma_bits, static_cast<uint64_t>(d)}));
-              std::vector<NeuronRef> ns = s == "top" ? top : s == "uniform" ? uniform_neurons(n, L, I, rng)
-                                                                             : layer_matched_neurons(top, I, rng);
+              std::vector<NeuronRef> ns = s == "top" ? top : s == "uniform" ? draw_uniform_neurons(n, L, I, rng)
+                                                                             : draw_layer_matched_neurons(top, I, rng);
               PlannedPass pp{item0 + ci, cidx, NeuronIntervention(L, c.hidden, I)};
               for (auto& nr : ns) {
                 if (m.name == "zero") pp.iv.ablate(nr);
