@@ -177,6 +177,12 @@ TEST_F(BundledEdit, CircleToSquareSuppressionCompositionAndBadInput) {
   chmod(ro.c_str(), 0555);
   if (geteuid() != 0)  // root writes through permissions
     expect_one_line_error(binary() + " edit export --edit " + (dir_ / "circle").string() + " --out " + (ro / "m").string(), {});
+  // An output nobody can create (under a regular file), for root too.
+  write_file_atomic((dir_ / "a-file").string(), "x\n");
+  expect_one_line_error(binary() + " edit export --edit " + (dir_ / "circle").string() + " --out " +
+                            (dir_ / "a-file" / "m").string(),
+                        {"a-file"});
+  expect_one_line_error(base + " --from circle --to square --force --out " + (dir_ / "a-file" / "e").string(), {"a-file"});
   // Export and revert through the command line, bit for bit.
   ASSERT_EQ(run_cmd(binary() + " edit export --edit " + (dir_ / "circle").string() + " --out " + (dir_ / "exported").string(), &out), 0) << out;
   ASSERT_EQ(run_cmd(binary() + " edit revert --edit " + (dir_ / "circle").string() + " --model " + (dir_ / "exported").string() +

@@ -94,6 +94,11 @@ void register_edit(CLI::App& app) {
     if (a->locality_dir.empty()) fail("edit: --locality-images is required");
     if (fs::exists(fs::path(a->out) / "edit.json") && !a->force)
       fail((fs::path(a->out) / "edit.json").string(), ": already exists (use --force to overwrite)");
+    {  // Fail on an unwritable output now, not after the fit.
+      std::error_code ec;
+      fs::create_directories(a->out, ec);
+      if (ec) fail(a->out, ": cannot create the edit directory (", ec.message(), ")");
+    }
     EditOptions opt = a->opt;
     opt.from = a->from;
     opt.to = a->to;
