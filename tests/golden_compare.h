@@ -53,10 +53,10 @@ inline void expect_caption_dump_matches(const std::string& model, const std::str
                                         const std::set<std::string>& skip = {}) {
   const std::filesystem::path out = temp_dir("dump-" + model + "-" + image);
   std::string log;
-  const std::string cmd = binary() + " caption --model " + golden("models/" + model).string() + " --image " +
+  const std::string cmd = binary() + " caption --model " + golden_model(model).string() + " --image " +
                           golden("images/" + image + ".png").string() + " --max-new-tokens 8 --dump " + out.string();
   ASSERT_EQ(run_cmd(cmd, &log), 0) << log;
-  compare_case_dirs(out, golden("cases/" + model + "/" + image), rel, skip);
+  compare_case_dirs(out, golden_case(model, image), rel, skip);
   std::filesystem::remove_all(out);
 }
 

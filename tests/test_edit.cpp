@@ -182,7 +182,9 @@ TEST_F(BundledEdit, CircleToSquareSuppressionCompositionAndBadInput) {
   expect_one_line_error(binary() + " edit export --edit " + (dir_ / "circle").string() + " --out " +
                             (dir_ / "a-file" / "m").string(),
                         {"a-file"});
-  expect_one_line_error(base + " --from circle --to square --force --out " + (dir_ / "a-file" / "e").string(), {"a-file"});
+  expect_one_line_error(binary() + " edit --model " + bundled_model() + " --images " + fit() + " --locality-images " + fit() +
+                            " --quiet --from circle --to square --out " + (dir_ / "a-file" / "e").string(),
+                        {"a-file"});
   // Export and revert through the command line, bit for bit.
   ASSERT_EQ(run_cmd(binary() + " edit export --edit " + (dir_ / "circle").string() + " --out " + (dir_ / "exported").string(), &out), 0) << out;
   ASSERT_EQ(run_cmd(binary() + " edit revert --edit " + (dir_ / "circle").string() + " --model " + (dir_ / "exported").string() +

@@ -46,7 +46,7 @@ class FindGolden : public ::testing::TestWithParam<std::tuple<std::string, std::
 TEST_P(FindGolden, TopNeuronsOfEveryStepMatchReference) {
   MMN_REQUIRE_SHARED();
   const auto& [model, image] = GetParam();
-  const fs::path ref_dir = golden("cases/" + model + "/" + image);
+  const fs::path ref_dir = golden_case(model, image);
   const json summary = json::parse(mmn::read_file((ref_dir / "summary.json").string()));
   const int steps = static_cast<int>(summary["generation"]["generated_ids"].size());
   for (const std::string variant : {"act", "swiglu"}) {
@@ -58,7 +58,7 @@ TEST_P(FindGolden, TopNeuronsOfEveryStepMatchReference) {
 
     fs::path out = temp_dir("find-" + model + "-" + image + "-" + variant);
     std::string log;
-    const std::string cmd = binary() + " find --model " + golden("models/" + model).string() + " --image " +
+    const std::string cmd = binary() + " find --model " + golden_model(model).string() + " --image " +
                             golden("images/" + image + ".png").string() + " --out " + out.string() +
                             " --tokens all --top-k 50 --max-new-tokens " + std::to_string(steps) +
                             " --activation " + variant;
@@ -88,7 +88,7 @@ TEST_P(FindGolden, TopNeuronsOfEveryStepMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(AllCases, FindGolden,
                          ::testing::Combine(::testing::Values("tiny-llava-a-f32", "tiny-llava-c-f16", "tiny-iblip-a-f32",
-                                                              "tiny-owl2-a-f32"),
+                                                              "tiny-owl2-a-f32", "tiny-llava1-a-f32"),
                                             ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10")),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);

@@ -34,6 +34,19 @@ inline bool in_ci() {
 
 inline std::filesystem::path golden(const std::string& rel) { return shared_dir() / "golden" / rel; }
 
+// Golden checkpoints and cases by model name: the original-LLaVA-layout ones
+// (tiny-llava1-*) live apart, under golden/llava1/.
+inline std::string golden_group(const std::string& model) {
+  return model.rfind("tiny-llava1-", 0) == 0 ? "llava1/" : "";
+}
+inline std::filesystem::path golden_model(const std::string& model) { return golden(golden_group(model) + "models/" + model); }
+inline std::filesystem::path golden_case(const std::string& model, const std::string& image) {
+  // The .bin copy of a checkpoint shares the cases of its safetensors twin.
+  std::string m = model;
+  if (m.size() > 4 && m.compare(m.size() - 4, 4, "-bin") == 0) m.resize(m.size() - 4);
+  return golden(golden_group(model) + "cases/" + m + "/" + image);
+}
+
 // Runs a shell command, returns its exit status; stdout+stderr captured into *out.
 inline int run_cmd(const std::string& cmd, std::string* out = nullptr) {
   std::string full = cmd + " 2>&1";

@@ -24,7 +24,7 @@ namespace mmn::cli {
 namespace {
 
 struct CaptionArgs {
-  std::string model, image, query = PromptText{}.query, prefix = PromptText{}.prefix, dump, ablate, hook_dir;
+  std::string model, image, query = PromptText{}.query, prefix = PromptText{}.prefix, dump, ablate, hook_dir, vision_tower;
   std::vector<std::string> hooks, edits;
   int max_new_tokens = 50;
   int threads = 0;
@@ -88,7 +88,7 @@ void run_caption(const CaptionArgs& a) {
   init_threads(a.threads);
   if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
   auto t0 = clock::now();
-  std::unique_ptr<VisionLanguageModel> model = load_model(resolve_model_dir(a.model));
+  std::unique_ptr<VisionLanguageModel> model = load_model(resolve_model_dir(a.model), LoadOptions{a.vision_tower});
   const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
   ImageU8 img = load_image(a.image);
@@ -168,6 +168,7 @@ void register_caption(CLI::App& app) {
   auto a = std::make_shared<CaptionArgs>();
   CLI::App* cmd = app.add_subcommand("caption", "Caption one image greedily (prompt templates per method.md §2)");
   cmd->add_option("--model", a->model, "Checkpoint directory, Hugging Face layout (default: the bundled shapes model)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint");
   cmd->add_option("--image", a->image, "Image file (PNG or JPEG)")->required();
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix the caption continues")->capture_default_str();

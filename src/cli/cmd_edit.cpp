@@ -75,7 +75,7 @@ void register_edit(CLI::App& app) {
 
   exp->callback([a] {
     ValueEdit e = load_value_edit(a->edit);
-    auto model = load_model(a->target_model.empty() ? e.model_dir : a->target_model);
+    auto model = load_model(a->target_model.empty() ? e.model_dir : resolve_model_dir(a->target_model));
     check_edit_matches_model(e, *model, a->edit);
     export_value_edit(*model, e, a->sub_out, a->sub_force);
     std::printf("wrote %s: %zu value vectors changed (%lld weights)\n", a->sub_out.c_str(), e.neurons.size(),

@@ -148,7 +148,7 @@ void register_eval_edit(CLI::App& app) {
     std::vector<ValueEdit> edits;
     for (auto& d : a->edits) edits.push_back(load_value_edit(d));
     const ValueEdit& e = edits[0];
-    auto model = load_model(a->model.empty() ? e.model_dir : a->model);
+    auto model = load_model(a->model.empty() ? e.model_dir : resolve_model_dir(a->model));
     for (size_t i = 0; i < edits.size(); ++i) check_edit_matches_model(edits[i], *model, a->edits[i]);
     PromptText prompt{e.info["parameters"].value("query", PromptText{}.query),
                       e.info["parameters"].value("prefix", PromptText{}.prefix)};

@@ -29,6 +29,7 @@ using nlohmann::json;
 namespace {
 
 struct FindArgs {
+  std::string vision_tower;
   std::string model, images_dir, dataset, images_root, out, activation = "act", method = "score", tokens = "nouns", nouns, shard = "0/1";
   std::vector<std::string> images, edits;
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
@@ -128,7 +129,7 @@ void run_find(const FindArgs& a) {
   }
   std::vector<DatasetItem> items = select_items(all, a.start, a.end, shard_i, shard_n);
 
-  auto model = load_model(resolve_model_dir(a.model));
+  auto model = load_model(resolve_model_dir(a.model), LoadOptions{a.vision_tower});
   if (opt.top_k > static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate)
     fail("--top-k ", opt.top_k, " is larger than the model's ",
          static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,
@@ -191,6 +192,7 @@ void register_find(CLI::App& app) {
   auto a = std::make_shared<FindArgs>();
   CLI::App* cmd = app.add_subcommand("find", "Find the multi-modal neurons of each noun of each caption");
   cmd->add_option("--model", a->model, "Checkpoint directory (default: the bundled shapes model)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint");
   cmd->add_option("--image", a->images, "Image file(s)");
   cmd->add_option("--images", a->images_dir, "Folder of images (.png/.jpg)");
   cmd->add_option("--dataset", a->dataset, "Dataset file: SBU-style JSON or JSONL {\"image\":…, \"caption\":…}");

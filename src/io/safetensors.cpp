@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/torch_pickle.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -185,65 +186,132 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const uint8_
   return out;
 }
 
+namespace {
+
+// The files that make up a checkpoint and the tensors its index promises.
+struct CheckpointLayout {
+  std::vector<std::string> files;
+  std::map<std::string, std::string> expected_file;  // tensor → shard (sharded only)
+  std::string index_name;                            // for messages
+  std::string extra;                                 // mm_projector.bin beside a .bin checkpoint
+};
+
+// An index (model.safetensors.index.json or pytorch_model.bin.index.json):
+// weight_map lists each tensor's shard, a plain file name inside `dir`.
+void read_index(const fs::path& dir, const fs::path& index, CheckpointLayout& out) {
+  json j;
+  try {
+    j = json::parse(read_file(index.string()));
+  } catch (const json::exception&) {
+    fail(index.string(), ": not valid JSON");
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    fail(index.string(), ": missing \"weight_map\" object");
+  std::set<std::string> seen;
+  for (auto& [name, f] : j["weight_map"].items()) {
+    if (!f.is_string()) fail(index.string(), ": weight_map entry ", name, " is not a file name");
+    std::string shard = f.get<std::string>();
+    if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+      fail(index.string(), ": weight_map entry ", name, " names a path outside the checkpoint");
+    std::string full = (dir / shard).string();
+    out.expected_file[name] = full;
+    if (seen.insert(full).second) out.files.push_back(full);
+  }
+  if (out.files.empty()) fail(index.string(), ": weight_map is empty");
+  out.index_name = index.filename().string();
+}
+
+// Safetensors wins over pickled PyTorch files when a directory holds both.
+CheckpointLayout find_layout(const std::string& path) {
+  CheckpointLayout out;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    if (!fs::exists(path, ec)) fail(path, ": no such checkpoint");
+    out.files.push_back(path);
+    return out;
+  }
+  const fs::path dir(path);
+  for (const char* stem : {"model.safetensors", "pytorch_model.bin"}) {
+    if (fs::exists(dir / stem)) {
+      out.files.push_back((dir / stem).string());
+    } else if (fs::exists(dir / (std::string(stem) + ".index.json"))) {
+      read_index(dir, dir / (std::string(stem) + ".index.json"), out);
+    } else {
+      continue;
+    }
+    // LLaVA repositories ship the projector separately too (for training).
+    if (std::string(stem) == "pytorch_model.bin" && fs::exists(dir / "mm_projector.bin"))
+      out.extra = (dir / "mm_projector.bin").string();
+    return out;
+  }
+  fail(path, ": no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+       "pytorch_model.bin.index.json");
+}
+
+// A .bin/.pt/.pth file, or any non-.safetensors file that starts like a ZIP.
+bool is_torch_file(const std::string& path, const MappedFile& m) {
+  std::string ext = fs::path(path).extension().string();
+  if (ext == ".safetensors") return false;
+  if (ext == ".bin" || ext == ".pt" || ext == ".pth") return true;
+  return looks_like_torch_file(m.data(), m.size());
+}
+
+// The tensors of one mapped file, whichever format it is in.
+std::vector<TensorRef> file_tensors(const std::string& f, const MappedFile& m,
+                                    std::map<std::string, std::string>* metadata) {
+  std::vector<TensorRef> out;
+  auto add = [&](const std::string& name, DType dt, const std::vector<int64_t>& shape, uint64_t off, uint64_t n) {
+    TensorRef r;
+    r.name = name;
+    r.file = f;
+    r.dtype = dt;
+    r.shape = shape;
+    r.data = m.data() + off;
+    r.nbytes = n;
+    r.file_offset = off;
+    out.push_back(std::move(r));
+  };
+  if (is_torch_file(f, m)) {
+    for (auto& e : parse_torch_checkpoint(f, m.data(), m.size())) add(e.name, e.dtype, e.shape, e.offset, e.nbytes);
+  } else {
+    SafetensorsHeader h = parse_safetensors_header(f, m.data(), m.size());
+    if (metadata) *metadata = h.metadata;
+    for (auto& e : h.entries) add(e.name, e.dtype, e.shape, h.data_start + e.begin, e.end - e.begin);
+  }
+  return out;
+}
+
+}  // namespace
+
 SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   SafetensorsCheckpoint ck;
   ck.path_ = path;
-  std::vector<std::string> files;
-  std::map<std::string, std::string> expected_file;  // tensor → shard (sharded only)
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    fs::path single = fs::path(path) / "model.safetensors";
-    fs::path index = fs::path(path) / "model.safetensors.index.json";
-    if (fs::exists(single)) {
-      files.push_back(single.string());
-    } else if (fs::exists(index)) {
-      json j;
-      try {
-        j = json::parse(read_file(index.string()));
-      } catch (const json::exception&) {
-        fail(index.string(), ": not valid JSON");
-      }
-      if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-        fail(index.string(), ": missing \"weight_map\" object");
-      std::set<std::string> seen;
-      for (auto& [name, f] : j["weight_map"].items()) {
-        if (!f.is_string()) fail(index.string(), ": weight_map entry ", name, " is not a file name");
-        std::string shard = f.get<std::string>();
-        if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
-          fail(index.string(), ": weight_map entry ", name, " names a path outside the checkpoint");
-        std::string full = (fs::path(path) / shard).string();
-        expected_file[name] = full;
-        if (seen.insert(full).second) files.push_back(full);
-      }
-      if (files.empty()) fail(index.string(), ": weight_map is empty");
-    } else {
-      fail(path, ": no model.safetensors or model.safetensors.index.json");
-    }
-  } else if (fs::exists(path, ec)) {
-    files.push_back(path);
-  } else {
-    fail(path, ": no such checkpoint");
-  }
-  for (const auto& f : files) {
-    auto m = std::make_shared<MappedFile>(f);
-    SafetensorsHeader h = parse_safetensors_header(f, m->data(), m->size());
-    if (ck.maps_.empty()) ck.metadata_ = h.metadata;
-    for (auto& e : h.entries) {
-      if (ck.tensors_.count(e.name)) fail(f, ": tensor ", e.name, " also appears in ", ck.tensors_[e.name].file);
-      TensorRef r;
-      r.name = e.name;
-      r.file = f;
-      r.dtype = e.dtype;
-      r.shape = e.shape;
-      r.data = m->data() + h.data_start + e.begin;
-      r.nbytes = e.end - e.begin;
-      ck.tensors_.emplace(e.name, std::move(r));
+  CheckpointLayout layout = find_layout(path);
+  auto add_file = [&](const std::string& f, std::shared_ptr<MappedFile> m, std::vector<TensorRef> refs) {
+    for (auto& r : refs) {
+      if (ck.tensors_.count(r.name)) fail(f, ": tensor ", r.name, " also appears in ", ck.tensors_[r.name].file);
+      std::string name = r.name;
+      ck.tensors_.emplace(name, std::move(r));
     }
     ck.maps_.push_back(std::move(m));
+  };
+  for (const auto& f : layout.files) {
+    auto m = std::make_shared<MappedFile>(f);
+    auto refs = file_tensors(f, *m, ck.maps_.empty() ? &ck.metadata_ : nullptr);
+    add_file(f, std::move(m), std::move(refs));
   }
-  for (auto& [name, f] : expected_file) {
+  for (auto& [name, f] : layout.expected_file) {
     auto it = ck.tensors_.find(name);
-    if (it == ck.tensors_.end()) fail(f, ": missing tensor ", name, " (listed in model.safetensors.index.json)");
+    if (it == ck.tensors_.end()) fail(f, ": missing tensor ", name, " (listed in ", layout.index_name, ")");
+  }
+  if (!layout.extra.empty()) {
+    // Usually every projector tensor is in the main checkpoint too (then the
+    // file is redundant and skipped); otherwise it supplies them, and a
+    // tensor in both places is the usual "also appears" error.
+    auto m = std::make_shared<MappedFile>(layout.extra);
+    auto refs = file_tensors(layout.extra, *m, nullptr);
+    bool redundant = std::all_of(refs.begin(), refs.end(), [&](const TensorRef& r) { return ck.tensors_.count(r.name); });
+    if (!redundant) add_file(layout.extra, std::move(m), std::move(refs));
   }
   return ck;
 }

@@ -21,11 +21,12 @@ DType parse_dtype(const std::string& s, const std::string& file);  // throws nam
 // A view of one stored tensor: where it lives and how it is laid out.
 struct TensorRef {
   std::string name;
-  std::string file;  // the .safetensors file it lives in (for error messages)
+  std::string file;  // the .safetensors (or .bin) file it lives in (for error messages)
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t nbytes = 0;
+  uint64_t file_offset = 0;  // where the bytes start in `file` (either format), for in-place patching
   int64_t numel() const;
   std::string shape_str() const;  // "[64, 160]"
 };
@@ -36,7 +37,11 @@ class MappedFile;
 class SafetensorsCheckpoint {
  public:
   // `path` is a directory (model.safetensors or model.safetensors.index.json
-  // inside) or a single .safetensors file.
+  // inside) or a single .safetensors file. Pickled PyTorch checkpoints load the
+  // same way (io/torch_pickle.h): a directory with pytorch_model.bin or
+  // pytorch_model.bin.index.json (+ shards), and mm_projector.bin when it adds
+  // tensors the main files lack, or a single .bin/.pt/.pth file. Safetensors
+  // is preferred when a directory holds both.
   static SafetensorsCheckpoint open(const std::string& path);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }

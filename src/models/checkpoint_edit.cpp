@@ -47,26 +47,6 @@ const TensorRef& down_tensor(const VisionLanguageModel& m, int l) {
   fail(m.dir(), ": layer ", l, " down_proj is not a stored tensor of the checkpoint (cannot export its edit)");
 }
 
-// Reads and parses only the header of a (possibly huge) safetensors file.
-SafetensorsHeader read_header(const std::string& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(file, ": cannot open: ", std::strerror(errno));
-  const off_t size = ::lseek(fd, 0, SEEK_END);
-  uint8_t len[8] = {};
-  std::vector<uint8_t> bytes;
-  bool ok = size >= 8 && ::pread(fd, len, 8, 0) == 8;
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
-  if (ok && n <= static_cast<uint64_t>(size) - 8 && n <= (uint64_t{100} << 20)) {
-    bytes.resize(8 + n);
-    ok = ::pread(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size());
-  }
-  ::close(fd);
-  if (!ok) fail(file, ": cannot read the safetensors header");
-  // The parser only touches the header bytes; `size` bounds the data offsets.
-  return parse_safetensors_header(file, bytes.data(), static_cast<size_t>(size));
-}
-
 void check_edit_fits(const ValueEdit& e, const VisionLanguageModel& m) {
   const LlamaConfig& c = m.decoder().config();
   if (e.family != m.family() || e.n_layers != c.n_layers || e.d_model != c.hidden || e.d_ff != c.intermediate)
@@ -91,7 +71,6 @@ void check_edit_fits(const ValueEdit& e, const VisionLanguageModel& m) {
 PatchMap column_patches(const VisionLanguageModel& m, const ValueEdit& e, const std::vector<uint8_t>& expect,
                         const std::vector<uint8_t>& replace, json* tensors) {
   const size_t es = dtype_size(e.dtype), col = static_cast<size_t>(e.d_model) * es;
-  std::map<std::string, SafetensorsHeader> headers;
   PatchMap out;
   std::set<int> recorded;
   for (size_t k = 0; k < e.neurons.size(); ++k) {
@@ -100,12 +79,13 @@ PatchMap column_patches(const VisionLanguageModel& m, const ValueEdit& e, const 
     if (t.dtype != e.dtype || t.shape != std::vector<int64_t>{e.d_model, e.d_ff})
       fail(t.file, ": tensor ", t.name, " is ", dtype_name(t.dtype), " ", t.shape_str(), ", not the [", e.d_model, ", ",
            e.d_ff, "] ", dtype_name(e.dtype), " down_proj the edit expects");
-    if (!headers.count(t.file)) headers.emplace(t.file, read_header(t.file));
-    const SafetensorsHeader& h = headers.at(t.file);
-    auto it = std::find_if(h.entries.begin(), h.entries.end(), [&](auto& en) { return en.name == t.name; });
-    if (it == h.entries.end()) fail(t.file, ": tensor ", t.name, " vanished from the header");
+    // Patching a stored zip entry of a pickled .bin would leave its CRC-32 stale, which torch.load checks.
+    const std::string ext = fs::path(t.file).extension().string();
+    if (ext != ".safetensors")
+      fail(t.file, ": exporting an edit into a pickled checkpoint is not supported (its zip CRCs would go stale); "
+                   "convert the model to safetensors first");
     const std::string key = fs::path(t.file).filename().string();
-    const uint64_t base = h.data_start + it->begin;
+    const uint64_t base = t.file_offset;
     for (int64_t d = 0; d < e.d_model; ++d) {
       const uint64_t off = base + (static_cast<uint64_t>(d) * e.d_ff + n.unit) * es;
       out[key].push_back({off, &expect[k * col + d * es], &replace[k * col + d * es], es, n});

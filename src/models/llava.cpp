@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "io/hf_cache.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -29,23 +30,101 @@ LlavaConfig LlavaConfig::from_json(const JsonFile& config) {
   return c;
 }
 
-std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonFile& config) {
+bool is_original_llava_config(const JsonFile& config) {
+  const auto& j = config.json();
+  const bool arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+                    j["architectures"][0] == "LlavaLlamaForCausalLM";
+  return arch || (config.has("mm_vision_tower") && !config.has("text_config"));
+}
+
+LlavaConfig LlavaConfig::from_original_json(const JsonFile& config, const JsonFile& tower_config) {
+  LlavaConfig c;
+  c.original_layout = true;
+  c.vision = ClipVisionConfig::from_json(tower_config.has("vision_config") ? tower_config.sub("vision_config") : tower_config);
+  c.text = LlamaConfig::from_json(config);  // transformers 4.31 has no rope_theta: base 10000 (the default)
+  const int64_t layer = config.get_int("mm_vision_select_layer", -1);
+  c.feature_state = static_cast<int>(layer < 0 ? c.vision.layers + 1 + layer : layer);
+  if (c.feature_state < 0 || c.feature_state > c.vision.layers)
+    config.fail_key("mm_vision_select_layer", "is outside the vision tower's " + std::to_string(c.vision.layers) + " layers");
+  const std::string feature = config.get_string("mm_vision_select_feature", "patch");
+  if (feature != "patch" && feature != "cls_patch") config.fail_key("mm_vision_select_feature", "must be \"patch\" or \"cls_patch\"");
+  c.keep_cls = feature == "cls_patch";
+  if (config.get_bool("mm_use_im_start_end", false))
+    config.fail_key("mm_use_im_start_end", "is true; image start/end tokens are not supported");
+  // The original loader adds a randomly initialised <im_patch> token unless this is false.
+  if (!config.has("mm_use_im_patch_token") || config.get_bool("mm_use_im_patch_token"))
+    config.fail_key("mm_use_im_patch_token", "must be false (otherwise the original code adds a random <im_patch> token)");
+  const std::string proj = config.get_string("mm_projector_type", "linear");
+  if (proj != "linear") config.fail_key("mm_projector_type", "is '" + proj + "'; only the linear projector of LLaVA v1 is supported");
+  if (config.has("mm_hidden_size") && config.get_int("mm_hidden_size") != c.vision.hidden)
+    config.fail_key("mm_hidden_size", "differs from the vision tower's hidden_size " + std::to_string(c.vision.hidden));
+  c.image_token_id = -200;  // IMAGE_TOKEN_INDEX of the original code
+  return c;
+}
+
+std::string resolve_vision_tower(const std::string& checkpoint_dir, const std::string& value, const std::string& given) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto ok = [&](const fs::path& p) { return fs::is_directory(p, ec) && fs::exists(p / "config.json", ec); };
+  if (!given.empty()) {
+    if (!ok(given)) fail(given, ": --vision-tower is not a checkpoint directory (no config.json)");
+    return given;
+  }
+  std::vector<fs::path> tried;
+  if (fs::path(value).is_absolute()) tried.push_back(value);
+  tried.push_back(fs::path(checkpoint_dir) / value);
+  tried.push_back(fs::path(checkpoint_dir).parent_path() / value);
+  if (const size_t slash = value.find('/'); slash != std::string::npos && value.find('/', slash + 1) == std::string::npos)
+    tried.push_back(fs::path(checkpoint_dir).parent_path() / value.substr(slash + 1));
+  for (auto& p : tried)
+    if (ok(p)) return p.string();
+  // A hub id (the real checkpoints say openai/clip-vit-large-patch14): the local Hugging Face cache, offline.
+  std::string cache_problem;
+  if (looks_like_repo_id(value)) {
+    try {
+      return resolve_hf_repo(value);
+    } catch (const Error& e) {
+      cache_problem = std::string("; ") + e.what();
+    }
+  }
+  fail(checkpoint_dir, "/config.json: vision tower '", value, "' not found (looked beside the checkpoint", cache_problem,
+       "); pass --vision-tower DIR");
+}
+
+std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonFile& config, const LoadOptions& opt) {
   namespace fs = std::filesystem;
   auto m = std::make_unique<LlavaModel>();
   m->dir_ = dir;
-  m->cfg_ = LlavaConfig::from_json(config);
+  const bool original = is_original_llava_config(config);
+  std::string tower_dir;
+  if (original) {
+    tower_dir = resolve_vision_tower(dir, config.get_string("mm_vision_tower"), opt.vision_tower);
+    m->cfg_ = LlavaConfig::from_original_json(config, JsonFile::load((fs::path(tower_dir) / "config.json").string()));
+  } else {
+    m->cfg_ = LlavaConfig::from_json(config);
+  }
   const ClipVisionConfig& vcfg = m->cfg_.vision;
   const LlamaConfig& tcfg = m->cfg_.text;
 
-  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  m->image_processor_ = load_image_processor_config((fs::path(original ? tower_dir : dir) / "preprocessor_config.json").string());
   m->ck_ = SafetensorsCheckpoint::open(dir);
-  m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
+  if (original) {
+    m->tower_ck_ = SafetensorsCheckpoint::open(tower_dir);
+    m->vision_ = ClipVisionTower::load(m->tower_ck_, vcfg, "vision_model.");
+  } else {
+    m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
+  }
   m->input_size_ = vcfg.image_size;
   const int64_t P = vcfg.patches();
   m->grid_ = m->cfg_.keep_cls ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
-  m->proj1_ = LinearW::load(m->ck_, "multi_modal_projector.linear_1", tcfg.hidden, vcfg.hidden, true);
-  m->proj2_ = LinearW::load(m->ck_, "multi_modal_projector.linear_2", tcfg.hidden, tcfg.hidden, true);
-  m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "language_model.model.", "language_model.lm_head.weight");
+  if (original) {
+    m->proj1_ = LinearW::load(m->ck_, "model.mm_projector", tcfg.hidden, vcfg.hidden, true);
+    m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "model.", "lm_head.weight");
+  } else {
+    m->proj1_ = LinearW::load(m->ck_, "multi_modal_projector.linear_1", tcfg.hidden, vcfg.hidden, true);
+    m->proj2_ = LinearW::load(m->ck_, "multi_modal_projector.linear_2", tcfg.hidden, tcfg.hidden, true);
+    m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "language_model.model.", "language_model.lm_head.weight");
+  }
   m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
   if (m->tokenizer_->vocab_size() > tcfg.vocab)
     fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", tcfg.vocab);
@@ -54,6 +133,11 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
 }
 
 std::string LlavaModel::prompt(const PromptText& p) const {
+  if (cfg_.original_layout)  // llava_llama_2 (v1.0.2): no space between [/INST] and the prefix
+    return "[INST] <<SYS>>\nYou are a helpful language and vision assistant. You are able to understand the visual "
+           "content that the user provides, and assist the user with a variety of tasks using natural language.\n"
+           "<</SYS>>\n\n<image>\n" +
+           p.query + " [/INST]" + p.prefix;
   return "USER: <image>\n" + p.query + " ASSISTANT: " + p.prefix;
 }
 
@@ -65,9 +149,13 @@ std::vector<float> LlavaModel::encode_image(const PreprocessedImage& px, Trace* 
   const int64_t n = cfg_.image_tokens();
   std::vector<float> selected(state.begin() + (cfg_.keep_cls ? 0 : Dv), state.end());
   std::vector<float> mid(n * D), out(n * D);
-  proj1_(selected.data(), n, mid.data());
-  apply_activation(cfg_.projector_act, mid.data(), n * D);
-  proj2_(mid.data(), n, out.data());
+  if (cfg_.original_layout) {
+    proj1_(selected.data(), n, out.data());
+  } else {
+    proj1_(selected.data(), n, mid.data());
+    apply_activation(cfg_.projector_act, mid.data(), n * D);
+    proj2_(mid.data(), n, out.data());
+  }
   if (trace) {
     trace->add("pixel_values", {1, 3, px.height, px.width}, px.pixel_values);
     trace->add("vision_hidden_states", {vc.layers + 1, P + 1, Dv}, std::move(all));
@@ -77,38 +165,11 @@ std::vector<float> LlavaModel::encode_image(const PreprocessedImage& px, Trace* 
   return out;
 }
 
-PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int32_t placeholder,
-                          const std::vector<float>& feats, int64_t n_image, const std::string& what) {
-  const int64_t D = dec.config().hidden;
-  int64_t at = -1;
-  for (size_t i = 0; i < ids.size(); ++i)
-    if (ids[i] == placeholder) {
-      if (at >= 0) fail(what, ": the prompt contains more than one image placeholder");
-      at = static_cast<int64_t>(i);
-    }
-  if (at < 0) fail(what, ": the prompt has no image placeholder (token ", placeholder, ")");
-  if (static_cast<int64_t>(feats.size()) != n_image * D) fail("internal: image features have the wrong size");
-  PromptInputs in;
-  in.prompt_ids = std::move(ids);
-  const int64_t n_text = static_cast<int64_t>(in.prompt_ids.size()) - 1;
-  in.seq_len = n_text + n_image;
-  in.image_pos0 = at;
-  in.image_tokens = n_image;
-  in.embeds.resize(in.seq_len * D);
-  in.visual.assign(in.seq_len, 0);
-  in.merged_ids.reserve(in.seq_len);
-  for (int64_t i = 0; i < at; ++i) in.merged_ids.push_back(in.prompt_ids[i]);
-  for (int64_t i = 0; i < n_image; ++i) in.merged_ids.push_back(placeholder);
-  for (size_t i = at + 1; i < in.prompt_ids.size(); ++i) in.merged_ids.push_back(in.prompt_ids[i]);
-  dec.embed(in.prompt_ids.data(), at, in.embeds.data());
-  std::memcpy(in.embeds.data() + at * D, feats.data(), feats.size() * sizeof(float));
-  dec.embed(in.prompt_ids.data() + at + 1, n_text - at, in.embeds.data() + (at + n_image) * D);
-  for (int64_t i = 0; i < n_image; ++i) in.visual[at + i] = 1;
-  return in;
-}
-
 PromptInputs LlavaModel::build_inputs(const PromptText& p, const std::vector<float>& feats, Trace* trace) const {
-  PromptInputs in = splice_image(*decoder_, tokenizer_->encode(prompt(p)), cfg_.image_token_id, feats, cfg_.image_tokens(), dir_);
+  // The original code tokenizes each chunk around <image> on its own (tokenizer_image_token).
+  std::vector<int32_t> ids = cfg_.original_layout ? tokenizer_->encode_image_chunks(prompt(p), "<image>", cfg_.image_token_id)
+                                                  : tokenizer_->encode(prompt(p));
+  PromptInputs in = splice_image(*decoder_, std::move(ids), cfg_.image_token_id, feats, cfg_.image_tokens(), dir_);
   if (trace) trace->add("llm_inputs_embeds_prefill", {in.seq_len, decoder_->config().hidden}, in.embeds);
   return in;
 }

@@ -1,6 +1,13 @@
-// LLaVA-1.5 in the Hugging Face LlavaForConditionalGeneration layout
-// (llava-hf/llava-1.5-7b-hf): CLIP vision tower, feature layer and select
-// strategy from config.json, 2-layer GELU projector, LLaMA decoder.
+// LLaVA in two checkpoint layouts, one model:
+//  - LLaVA-1.5 in the Hugging Face LlavaForConditionalGeneration layout
+//    (llava-hf/llava-1.5-7b-hf): CLIP tower inside the checkpoint, feature
+//    layer and select strategy from config.json, 2-layer GELU projector;
+//  - the original haotian-liu/LLaVA v1.0.2 layout (the paper's
+//    liuhaotian/llava-llama-2-13b-chat-lightning-preview, `LlavaLlamaForCausalLM`
+//    with `mm_vision_tower` at the top of config.json): LLaMA keys at top level,
+//    the CLIP tower a separate CLIPModel checkpoint named by mm_vision_tower,
+//    one linear projector, the llava_llama_2 prompt tokenized per chunk.
+// Both feed the same LLaMA decoder.
 #pragma once
 #include <memory>
 
@@ -17,15 +24,26 @@ struct LlavaConfig {
   bool keep_cls = false;    // vision_feature_select_strategy "full"
   Activation projector_act = Activation::GeluErf;
   int32_t image_token_id = 32000;
+  bool original_layout = false;  // haotian-liu/LLaVA v1.0.2 (one linear projector, llava_llama_2 prompt)
   int64_t image_tokens() const { return vision.patches() + (keep_cls ? 1 : 0); }
   static LlavaConfig from_json(const JsonFile& config);
+  // The original layout: LLaMA keys at top level, the tower's CLIPModel config.json apart.
+  static LlavaConfig from_original_json(const JsonFile& config, const JsonFile& tower_config);
 };
+
+// True for the original LLaVA layout's config.json (mm_vision_tower at the top level).
+bool is_original_llava_config(const JsonFile& config);
+
+// Where the original layout's vision tower lives: `given` (--vision-tower) when set;
+// else an absolute path, <checkpoint>/<value>, <checkpoint>/../<value>, for "org/name"
+// also <checkpoint>/../<name>; else a one-line error suggesting --vision-tower.
+std::string resolve_vision_tower(const std::string& checkpoint_dir, const std::string& value, const std::string& given);
 
 class LlavaModel : public VisionLanguageModel {
  public:
-  static std::unique_ptr<LlavaModel> load(const std::string& dir, const JsonFile& config);
+  static std::unique_ptr<LlavaModel> load(const std::string& dir, const JsonFile& config, const LoadOptions& opt = {});
 
-  std::string family() const override { return "llava"; }
+  std::string family() const override { return cfg_.original_layout ? "llava-v1" : "llava"; }
   std::string prompt(const PromptText& p) const override;
   std::vector<float> encode_image(const PreprocessedImage& px, Trace* trace) const override;
   int64_t image_tokens() const override { return cfg_.image_tokens(); }
@@ -36,13 +54,9 @@ class LlavaModel : public VisionLanguageModel {
  private:
   std::unique_ptr<ClipVisionTower> vision_;
   LlavaConfig cfg_;
-  LinearW proj1_, proj2_;
+  LinearW proj1_, proj2_;  // proj2_ empty in the original layout (one linear)
+  SafetensorsCheckpoint tower_ck_;  // the original layout's separate tower checkpoint
   int grid_ = 0;
 };
-
-// Splices image features into the embedded prompt at the single placeholder id.
-// Shared by the families whose prompt carries one image placeholder token.
-PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int32_t placeholder,
-                          const std::vector<float>& image_features, int64_t n_image, const std::string& what);
 
 }  // namespace mmn

@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "kernels/ops.h"
-#include "models/llava.h"  // splice_image
 #include "util/error.h"
 
 namespace mmn {

@@ -1,6 +1,7 @@
 #include "models/vlm.h"
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "io/atomic_file.h"
@@ -46,6 +47,36 @@ void permute_image_tokens(PromptInputs& in, const std::vector<int64_t>& perm) {
   std::vector<float> orig(in.embeds.begin() + in.image_pos0 * D, in.embeds.begin() + (in.image_pos0 + P) * D);
   for (int64_t p = 0; p < P; ++p)
     std::copy(orig.begin() + perm[p] * D, orig.begin() + (perm[p] + 1) * D, in.embeds.begin() + (in.image_pos0 + p) * D);
+}
+
+PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int32_t placeholder,
+                          const std::vector<float>& feats, int64_t n_image, const std::string& what) {
+  const int64_t D = dec.config().hidden;
+  int64_t at = -1;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] == placeholder) {
+      if (at >= 0) fail(what, ": the prompt contains more than one image placeholder");
+      at = static_cast<int64_t>(i);
+    }
+  if (at < 0) fail(what, ": the prompt has no image placeholder (token ", placeholder, ")");
+  if (static_cast<int64_t>(feats.size()) != n_image * D) fail("internal: image features have the wrong size");
+  PromptInputs in;
+  in.prompt_ids = std::move(ids);
+  const int64_t n_text = static_cast<int64_t>(in.prompt_ids.size()) - 1;
+  in.seq_len = n_text + n_image;
+  in.image_pos0 = at;
+  in.image_tokens = n_image;
+  in.embeds.resize(in.seq_len * D);
+  in.visual.assign(in.seq_len, 0);
+  in.merged_ids.reserve(in.seq_len);
+  for (int64_t i = 0; i < at; ++i) in.merged_ids.push_back(in.prompt_ids[i]);
+  for (int64_t i = 0; i < n_image; ++i) in.merged_ids.push_back(placeholder);
+  for (size_t i = at + 1; i < in.prompt_ids.size(); ++i) in.merged_ids.push_back(in.prompt_ids[i]);
+  dec.embed(in.prompt_ids.data(), at, in.embeds.data());
+  std::memcpy(in.embeds.data() + at * D, feats.data(), feats.size() * sizeof(float));
+  dec.embed(in.prompt_ids.data() + at + 1, n_text - at, in.embeds.data() + (at + n_image) * D);
+  for (int64_t i = 0; i < n_image; ++i) in.visual[at + i] = 1;
+  return in;
 }
 
 PreprocessedImage VisionLanguageModel::preprocess(const ImageU8& img) const {
@@ -99,7 +130,7 @@ std::string model_fingerprint(const VisionLanguageModel& model) {
   return buf;
 }
 
-std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir) {
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail(dir, ": model directory not found");
@@ -109,7 +140,7 @@ std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir) {
   if (config.json().contains("architectures") && config.json()["architectures"].is_array() &&
       !config.json()["architectures"].empty() && config.json()["architectures"][0].is_string())
     arch = config.json()["architectures"][0].get<std::string>();
-  if (type == "llava") return LlavaModel::load(dir, config);
+  if (type == "llava" || is_original_llava_config(config)) return LlavaModel::load(dir, config, opt);
   if (type == "instructblip" || arch == "InstructBlipForConditionalGeneration")
     return InstructBlipModel::load(dir, config);
   if (type == "mplug_owl2" || arch == "MPLUGOwl2LlamaForCausalLM") return MplugOwl2Model::load(dir, config);

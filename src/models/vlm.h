@@ -94,6 +94,11 @@ class VisionLanguageModel {
   void load_eos(int32_t fallback);
 };
 
+// Splices image features into the embedded prompt at the single placeholder id.
+// Shared by the families whose prompt carries one image placeholder token.
+PromptInputs splice_image(const LlamaDecoder& dec, std::vector<int32_t> ids, int32_t placeholder,
+                          const std::vector<float>& image_features, int64_t n_image, const std::string& what);
+
 // A 16-hex-digit identity of a model's weights, cheap to compute: FNV-1a over
 // config.json and the bytes of the language model's unembedding, first and
 // last embedding rows and first row of every down_proj. Two checkpoints that
@@ -101,7 +106,12 @@ class VisionLanguageModel {
 // edit touches a first row; runs and edits record it to refuse mixing models.
 std::string model_fingerprint(const VisionLanguageModel& model);
 
+// How to load a checkpoint beyond its directory.
+struct LoadOptions {
+  std::string vision_tower;  // a separate vision tower's directory (the original LLaVA layout), "" = look it up
+};
+
 // Detects the family from <dir>/config.json and loads it. Throws mmn::Error.
-std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir);
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir, const LoadOptions& opt = {});
 
 }  // namespace mmn

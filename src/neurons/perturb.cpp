@@ -154,7 +154,7 @@ PerturbReport run_perturbation(const VisionLanguageModel& model, const RunData& 
     }
 
     ForcedOptions clean_opt;
-    if (opt.base) clean_opt.sinks.push_back(const_cast<NeuronIntervention*>(opt.base));
+    if (opt.base) clean_opt.sinks.push_back(opt.base);
     std::set<int> starts;
     if (opt.reuse)
       for (auto& pp : plan)
@@ -175,7 +175,7 @@ PerturbReport run_perturbation(const VisionLanguageModel& model, const RunData& 
 
     for (auto& pp : plan) {
       ForcedOptions fo;
-      if (opt.base) fo.sinks.push_back(const_cast<NeuronIntervention*>(opt.base));
+      if (opt.base) fo.sinks.push_back(opt.base);
       fo.sinks.push_back(&pp.iv);
       fo.reuse = &clean;
       fo.first_layer = opt.reuse ? pp.iv.lowest_layer() : 0;

@@ -34,7 +34,7 @@ struct PerturbOptions {
   bool reuse = true;                  // prefix reuse
   int64_t max_images = 0;             // 0 = all
   bool show_progress = false;
-  const NeuronIntervention* base = nullptr;  // applied to every pass, clean included (an edit), or null
+  NeuronIntervention* base = nullptr;  // applied to every pass, clean included (an edit), or null
 };
 
 // One intervened (or clean) pass.
