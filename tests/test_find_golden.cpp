@@ -90,12 +90,7 @@ INSTANTIATE_TEST_SUITE_P(AllCases, FindGolden,
                          ::testing::Combine(::testing::Values("tiny-llava-a-f32", "tiny-llava-c-f16", "tiny-iblip-a-f32",
                                                               "tiny-owl2-a-f32", "tiny-llava1-a-f32"),
                                             ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10")),
-                         [](const auto& info) {
-                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                           for (auto& c : n)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         TupleParamName());
 
 // --fold-norm-gain scores U[t] ⊙ g (g = final RMSNorm weight): recomputed here
 // from the reference's activations and the checkpoint's weights.

@@ -26,12 +26,7 @@ TEST_P(Llava1Golden, CaptionDumpMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(AllCases, Llava1Golden,
                          ::testing::Combine(::testing::Values("tiny-llava1-a-f32", "tiny-llava1-a-f32-bin"),
                                             ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10")),
-                         [](const auto& info) {
-                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                           for (auto& c : n)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         TupleParamName());
 
 TEST(Llava1Layout, VisionTowerLookupAndConfigErrors) {
   MMN_REQUIRE_SHARED();

@@ -22,9 +22,4 @@ TEST_P(LlavaGolden, CaptionDumpMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(AllCases, LlavaGolden,
                          ::testing::Combine(::testing::Values("tiny-llava-a-f32", "tiny-llava-c-f16"),
                                             ::testing::Values("landscape_80x60", "portrait_48x72", "tiny_10x10")),
-                         [](const auto& info) {
-                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                           for (auto& c : n)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         TupleParamName());

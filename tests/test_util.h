@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 namespace mmn::test {
 
@@ -67,6 +68,17 @@ inline std::string binary() { return MMN_BINARY; }
 inline std::string bundled_model() { return (std::filesystem::path(MMN_SOURCE_DIR) / "models" / "shapes-llava").string(); }
 
 // A gtest parameter name from a string parameter ("tiny-llava-a-f32" → "tiny_llava_a_f32").
+// The same for a (model, image) tuple parameter: "tiny-llava-a-f32_tiny_10x10" → "tiny_llava_a_f32_tiny_10x10".
+struct TupleParamName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+    for (auto& c : n)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    return n;
+  }
+};
+
 struct ParamName {
   template <class Info>
   std::string operator()(const Info& info) const {
