@@ -136,7 +136,8 @@ void register_edit(CLI::App& app) {
       for (int i = 0; i < std::min<int>(opt.neurons, static_cast<int>(ranked.size())); ++i)
         opt.given_neurons.push_back(ranked[i].second);
     }
-    ValueEdit e = build_edit(*model, edit_images, image_paths({}, a->locality_dir, "", "", "--locality-images"), opt);
+    const std::vector<std::string> locality_images = image_paths({}, a->locality_dir, "", "", "--locality-images");
+    ValueEdit e = build_edit(*model, edit_images, locality_images, opt);
     if (run) e.info["run"] = a->run;
     save_value_edit(a->out, e, a->force);
     std::printf("wrote %s: %s rule, %zu neurons, scale %.4g; on the fit sets: success %.3f, locality %.3f, leak %.3f\n",
@@ -145,7 +146,7 @@ void register_edit(CLI::App& app) {
                 e.info["fit"]["leak"].get<double>());
     if (a->random_control) {
       opt.random_control = true;
-      ValueEdit r = build_edit(*model, edit_images, image_paths({}, a->locality_dir, "", "", "--locality-images"), opt);
+      ValueEdit r = build_edit(*model, edit_images, locality_images, opt);
       const std::string rdir = (fs::path(a->out) / "random-control").string();
       save_value_edit(rdir, r, a->force);
       std::printf("wrote %s: the control on layer-matched random neurons; fit success %.3f, locality %.3f\n", rdir.c_str(),

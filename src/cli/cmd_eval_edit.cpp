@@ -25,32 +25,39 @@ using nlohmann::json;
 
 namespace {
 
-// Mean over the target images' S-predicting rows of (logit_T − logit_S) with
-// the edit minus without it, teacher-forced on the clean caption.
-double margin_shift(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean, NeuronIntervention& iv,
-                    int32_t s, int32_t t) {
-  double sum = 0;
-  int64_t n = 0;
+// For each (s, t): the mean over the target images' s-predicting rows of the
+// margin (logit_t − logit_s, or for a suppression the best other token against
+// s) with the edit minus without it, teacher-forced on the clean caption. Each
+// image's two passes serve every pair.
+std::vector<double> margin_shifts(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
+                                  NeuronIntervention& iv, const std::vector<std::pair<int32_t, int32_t>>& pairs) {
+  std::vector<double> sum(pairs.size(), 0.0);
+  std::vector<int64_t> n(pairs.size(), 0);
   for (auto& c : clean) {
     const std::vector<int32_t> forced(c.caption.begin(), c.caption.end() - 1);
     ForcedPass a = forced_pass(model, c.in, forced, {});
     ForcedOptions fo;
     fo.sinks = {&iv};
     ForcedPass b = forced_pass(model, c.in, forced, fo);
-    for (size_t j = 0; j < c.caption.size(); ++j) {
-      if (c.caption[j] != s) continue;
-      auto m = [&](const std::vector<float>& lg) {
+    for (size_t k = 0; k < pairs.size(); ++k) {
+      const auto [s, t] = pairs[k];
+      auto m = [&, s = s, t = t](const std::vector<float>& lg) {
         if (t >= 0) return static_cast<double>(lg[t]) - lg[s];
-        double best = -INFINITY;  // suppression: the best other token against S
+        double best = -INFINITY;
         for (size_t u = 0; u < lg.size(); ++u)
           if (static_cast<int32_t>(u) != s) best = std::max<double>(best, lg[u]);
         return best - lg[s];
       };
-      sum += m(b.logits[j]) - m(a.logits[j]);
-      ++n;
+      for (size_t j = 0; j < c.caption.size(); ++j)
+        if (c.caption[j] == s) {
+          sum[k] += m(b.logits[j]) - m(a.logits[j]);
+          ++n[k];
+        }
     }
   }
-  return n ? sum / static_cast<double>(n) : NAN;
+  std::vector<double> out(pairs.size());
+  for (size_t k = 0; k < pairs.size(); ++k) out[k] = n[k] ? sum[k] / static_cast<double>(n[k]) : NAN;
+  return out;
 }
 
 int32_t from_id(const ValueEdit& e) { return e.info.at("from_token_id").get<int32_t>(); }
@@ -66,40 +73,46 @@ json evaluate(const VisionLanguageModel& model, const std::vector<ValueEdit>& ed
   for (auto& e : edits) add_edit_to_intervention(e, iv);
   const int max_new = edits[0].info["parameters"].value("max_new_tokens", 50);
   auto rate = [](int64_t k, int64_t n) { return n ? json(double(k) / double(n)) : json(nullptr); };
+  // Each image set is recaptioned once under all the edits together; each edit is judged from those captions.
+  const auto target_ids = recaption(model, target, &iv, max_new), generality_ids = recaption(model, generality, &iv, max_new);
+  std::vector<std::pair<int32_t, int32_t>> pairs;
+  for (auto& e : edits) pairs.push_back({from_id(e), to_id(e)});
+  const std::vector<double> shifts = margin_shifts(model, target, iv, pairs);
   json per_edit = json::array();
   int64_t ts = 0, tn = 0, gs = 0, gn = 0;
-  for (auto& e : edits) {
-    const int32_t s = from_id(e), t = to_id(e);
-    EditOutcome ot = judge_edit(model, target, &iv, s, t, max_new);
-    EditOutcome og = judge_edit(model, generality, &iv, s, t, max_new);
-    const double shift = margin_shift(model, target, iv, s, t);
+  for (size_t k = 0; k < edits.size(); ++k) {
+    const ValueEdit& e = edits[k];
+    const auto [s, t] = pairs[k];
+    EditOutcome ot = judge_captions(target, target_ids, s, t);
+    EditOutcome og = judge_captions(generality, generality_ids, s, t);
     ts += ot.success, tn += ot.with_source, gs += og.success, gn += og.with_source;
     per_edit.push_back({{"from", e.info.value("from", "")},
                         {"to", e.info.value("to", "")},
                         {"success", rate(ot.success, ot.with_source)},
                         {"generality", generality.empty() ? json(nullptr) : rate(og.success, og.with_source)},
-                        {"margin_shift", std::isfinite(shift) ? json(shift) : json(nullptr)},
+                        {"margin_shift", std::isfinite(shifts[k]) ? json(shifts[k]) : json(nullptr)},
                         {"target_with_source", ot.with_source},
                         {"generality_with_source", og.with_source}});
   }
   // Locality: images whose clean caption has none of the edited concepts.
-  int64_t n = 0, unchanged = 0, leaked = 0;
+  auto says = [](const std::vector<int32_t>& ids, int32_t tok) {
+    return tok >= 0 && std::find(ids.begin(), ids.end(), tok) != ids.end();
+  };
+  std::vector<CaptionedImage> unrelated;
   for (auto& img : locality) {
     bool says_source = false;
-    for (auto& e : edits) says_source |= std::find(img.caption.begin(), img.caption.end(), from_id(e)) != img.caption.end();
-    if (says_source) continue;
-    GenerateOptions g;
-    g.max_new_tokens = max_new;
-    g.sinks = {&iv};
-    const std::vector<int32_t> ids = generate(model, img.in, g).generated;
-    ++n;
-    unchanged += ids == img.caption;
+    for (auto& [s, t] : pairs) says_source |= says(img.caption, s);
+    if (!says_source) unrelated.push_back(img);
+  }
+  const auto unrelated_ids = recaption(model, unrelated, &iv, max_new);
+  const int64_t n = static_cast<int64_t>(unrelated.size());
+  int64_t unchanged = 0, leaked = 0;
+  for (size_t i = 0; i < unrelated.size(); ++i) {
+    const std::vector<int32_t>& before = unrelated[i].caption;
+    const std::vector<int32_t>& ids = unrelated_ids[i];
+    unchanged += ids == before;
     bool leak = false;
-    for (auto& e : edits) {
-      const int32_t t = to_id(e);
-      leak |= t >= 0 && std::find(ids.begin(), ids.end(), t) != ids.end() &&
-              std::find(img.caption.begin(), img.caption.end(), t) == img.caption.end();
-    }
+    for (auto& [s, t] : pairs) leak |= says(ids, t) && !says(before, t);
     leaked += leak;
   }
   int64_t weights = 0;

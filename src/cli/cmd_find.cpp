@@ -9,14 +9,13 @@
 #include "cli/commands.h"
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
-#include "io/atomic_file.h"
-#include "neurons/stats.h"
 #include "cli/find_output.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "kernels/threading.h"
 #include "neurons/find.h"
+#include "neurons/stats.h"
 #include "neurons/wordnet.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -29,8 +28,7 @@ using nlohmann::json;
 namespace {
 
 struct FindArgs {
-  std::string vision_tower;
-  std::string model, images_dir, dataset, images_root, out, activation = "act", method = "score", tokens = "nouns", nouns, shard = "0/1";
+  std::string model, vision_tower, images_dir, dataset, images_root, out, activation = "act", method = "score", tokens = "nouns", nouns, shard = "0/1";
   std::vector<std::string> images, edits;
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;

@@ -37,7 +37,6 @@ ValueEdit make_value_edit(const VisionLanguageModel& model, const std::vector<Ne
   e.neurons = neurons;
   e.info = std::move(info);
   if (new_columns.size() != neurons.size() * static_cast<size_t>(D)) fail("internal: edit columns of the wrong size");
-  const size_t es = dtype_size(e.dtype);
   std::vector<float> old_col(D), new_col(D);
   for (size_t k = 0; k < neurons.size(); ++k) {
     const NeuronRef n = neurons[k];
@@ -52,7 +51,6 @@ ValueEdit make_value_edit(const VisionLanguageModel& model, const std::vector<Ne
     for (int64_t d = 0; d < D; ++d) e.delta.push_back(new_col[d] - old_col[d]);
     e.original.insert(e.original.end(), orig.begin(), orig.end());
     e.edited.insert(e.edited.end(), edited.begin(), edited.end());
-    (void)es;
   }
   return e;
 }

@@ -5,11 +5,11 @@
 #include <filesystem>
 
 #include "io/atomic_file.h"
-
 #include "models/instructblip.h"
 #include "models/llava.h"
 #include "models/mplug_owl2.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace mmn {
 
@@ -112,10 +112,8 @@ void VisionLanguageModel::load_eos(int32_t fallback) {
 
 std::string model_fingerprint(const VisionLanguageModel& model) {
   namespace fs = std::filesystem;
-  uint64_t h = 1469598103934665603ull;
-  auto feed = [&](const uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  };
+  uint64_t h = kFnvOffsetBasis;
+  auto feed = [&](const uint8_t* p, size_t n) { h = fnv1a(p, n, h); };
   const std::string cfg = read_file((fs::path(model.dir()) / "config.json").string());
   feed(reinterpret_cast<const uint8_t*>(cfg.data()), cfg.size());
   const LlamaDecoder& dec = model.decoder();

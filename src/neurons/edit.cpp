@@ -151,24 +151,39 @@ int32_t argmax_except(const std::vector<float>& v, int32_t skip) {
 
 }  // namespace
 
-EditOutcome judge_edit(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
-                       NeuronIntervention* iv, int32_t s, int32_t t, int max_new_tokens) {
-  EditOutcome o;
+std::vector<std::vector<int32_t>> recaption(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
+                                            NeuronIntervention* iv, int max_new_tokens) {
+  std::vector<std::vector<int32_t>> out;
   for (auto& c : clean) {
     GenerateOptions g;
     g.max_new_tokens = max_new_tokens;
     if (iv) g.sinks = {iv};
-    const std::vector<int32_t> ids = generate(model, c.in, g).generated;
-    if (has(c.caption, s)) {
+    out.push_back(generate(model, c.in, g).generated);
+  }
+  return out;
+}
+
+EditOutcome judge_captions(const std::vector<CaptionedImage>& clean, const std::vector<std::vector<int32_t>>& edited,
+                           int32_t s, int32_t t) {
+  EditOutcome o;
+  for (size_t i = 0; i < clean.size(); ++i) {
+    const std::vector<int32_t>& before = clean[i].caption;
+    const std::vector<int32_t>& ids = edited[i];
+    if (has(before, s)) {
       ++o.with_source;
       if (!has(ids, s) && (t < 0 || has(ids, t))) ++o.success;
     } else {
       ++o.without_source;
-      if (ids == c.caption) ++o.unchanged;
-      if (t >= 0 && has(ids, t) && !has(c.caption, t)) ++o.leaked;
+      if (ids == before) ++o.unchanged;
+      if (t >= 0 && has(ids, t) && !has(before, t)) ++o.leaked;
     }
   }
   return o;
+}
+
+EditOutcome judge_edit(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
+                       NeuronIntervention* iv, int32_t s, int32_t t, int max_new_tokens) {
+  return judge_captions(clean, recaption(model, clean, iv, max_new_tokens), s, t);
 }
 
 ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::string>& edit_images,
@@ -261,7 +276,7 @@ ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::st
   n_raw = std::sqrt(n_raw);
   n_gain = std::sqrt(n_gain);
   // Margin shift per unit of c along û = dir_gain/‖dir_gain‖ at a row with rms ρ: ‖dir_gain‖/ρ.
-  auto add_rows = [&](const FitRows& f, const std::vector<int>& target_steps, const CaptionedImage* c) {
+  auto add_rows = [&](const FitRows& f, const std::vector<int>& target_steps) {
     std::set<int64_t> targets;
     for (int st : target_steps) targets.insert(f.prompt_rows - 1 + st);
     for (int64_t r = 0; r < f.rows; ++r) {
@@ -276,11 +291,10 @@ ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::st
       const int32_t best_other = argmax_except(lg, R);
       ye.push_back(static_cast<double>(lg[best_other]) - lg[R] + opt.target_margin);
       xe.push_back(std::move(x));
-      (void)c;
     }
   };
-  for (size_t i = 0; i < E.size(); ++i) add_rows(fits_e[i], steps_of(E[i].caption, S), &E[i]);
-  for (size_t i = 0; i < Lfit.size(); ++i) add_rows(fits_l[i], {}, &Lfit[i]);
+  for (size_t i = 0; i < E.size(); ++i) add_rows(fits_e[i], steps_of(E[i].caption, S));
+  for (size_t i = 0; i < Lfit.size(); ++i) add_rows(fits_l[i], {});
   const double nE = static_cast<double>(xe.size()), nL = static_cast<double>(xr.size());
 
   // 4. The rule's unit-scale deltas [k, D].
@@ -319,13 +333,12 @@ ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::st
       for (int64_t d = 0; d < D; ++d) base[j * D + d] = static_cast<float>(mean_a[j] * dir_raw[d] / ss);
   }
   // The scale at which the linear logit-lens estimate of the mean margin shift equals the mean wanted shift.
+  std::vector<double> along(static_cast<size_t>(k), 0.0);  // û_gain · δ_j at unit scale
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t d = 0; d < D; ++d) along[j] += double(base[j * D + d]) * dir_gain[d] / n_gain;
   double lin = 0;
   for (auto& x : xe)
-    for (int64_t j = 0; j < k; ++j) {
-      double proj_j = 0;  // û_gain · δ_j at unit scale
-      for (int64_t d = 0; d < D; ++d) proj_j += double(base[j * D + d]) * dir_gain[d] / n_gain;
-      lin += x[j] * proj_j / nE;
-    }
+    for (int64_t j = 0; j < k; ++j) lin += x[j] * along[j] / nE;
   const double s0 = lin > 0 ? mean_y / lin : 1.0;
 
   // 5. Line search over the scale: best min(success on E, locality on Lfit).

@@ -70,6 +70,13 @@ struct EditOutcome {  // what an edit does to a set of images
 // Resolves --from/--to to single tokens (one-line errors otherwise).
 int32_t concept_token(const Tokenizer& tok, const std::string& word, const char* flag);
 
+// The greedy captions of already captioned images under an intervention.
+std::vector<std::vector<int32_t>> recaption(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
+                                            NeuronIntervention* iv, int max_new_tokens);
+// What an edit S → T (t < 0: suppression) did, from the clean and edited captions.
+EditOutcome judge_captions(const std::vector<CaptionedImage>& clean, const std::vector<std::vector<int32_t>>& edited,
+                           int32_t s, int32_t t);
+// recaption + judge_captions.
 EditOutcome judge_edit(const VisionLanguageModel& model, const std::vector<CaptionedImage>& clean,
                        NeuronIntervention* iv, int32_t s, int32_t t, int max_new_tokens);
 

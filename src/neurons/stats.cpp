@@ -6,6 +6,7 @@
 #include <random>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace mmn {
 
@@ -104,10 +105,6 @@ uint64_t mix_seed(uint64_t base, std::initializer_list<uint64_t> keys) {
   return h;
 }
 
-uint64_t hash_string(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t hash_string(const std::string& s) { return fnv1a(s.data(), s.size()); }
 
 }  // namespace mmn
