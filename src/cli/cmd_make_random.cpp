@@ -1,5 +1,6 @@
 // mmneuron make-random: a random-weight checkpoint with the real shapes and the
-// Hugging Face layout, streamed to disk (bounded memory).
+// real layout (safetensors, or torch.save .bin shards), streamed to disk
+// (bounded memory).
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -21,6 +22,9 @@ void register_make_random(CLI::App& app) {
   for (auto& p : random_presets()) presets += (presets.empty() ? "" : ", ") + p;
   cmd->add_option("--preset", a->opt.preset, "Architecture preset: " + presets)->required();
   cmd->add_option("--dtype", a->dtype, "Stored dtype")->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
+  cmd->add_option("--format", a->opt.format, "Weights as model.safetensors, or pickled torch.save shards (pytorch_model*.bin)")
+      ->check(CLI::IsMember({"safetensors", "bin"}))
+      ->capture_default_str();
   cmd->add_option("--out", a->opt.out, "Output directory")->required();
   cmd->add_option("--seed", a->opt.seed, "Random seed")->capture_default_str();
   cmd->add_option("--tokenizer-from", a->opt.tokenizer_from,
@@ -34,7 +38,8 @@ void register_make_random(CLI::App& app) {
       bar->update(static_cast<int64_t>(done >> 20));
     });
     if (bar) bar->finish();
-    std::printf("wrote %s (%s, %s)\n", a->opt.out.c_str(), a->opt.preset.c_str(), a->dtype.c_str());
+    std::printf("wrote %s (%s, %s, %s)\n", a->opt.out.c_str(), a->opt.preset.c_str(), a->dtype.c_str(),
+                a->opt.format.c_str());
   });
 }
 

@@ -1,9 +1,8 @@
-// A LLaVA-1.5 checkpoint (Hugging Face layout) opened for training: the same
-// blocks the inference engine runs (ClipVisionTower, projector LinearW pair,
-// LlamaDecoder), loaded by their own loaders, with their parameters taken over
-// as fp32 by a ParamStore. Forward passes record tapes; backward passes walk
-// them. The assembly mirrors LlavaModel::encode_image / build_inputs, and
-// tests check that both give the same logits.
+// A LLaVA-1.5 checkpoint (Hugging Face layout) opened for training: the
+// inference engine's own LlavaModel, whose parameters (named by its layout
+// walk) a ParamStore takes over as fp32. Forward passes record tapes; backward
+// passes walk them. The assembly mirrors LlavaModel::encode_image /
+// build_inputs, and tests check that both give the same logits.
 #pragma once
 #include <map>
 #include <memory>
@@ -14,7 +13,6 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
-#include "models/clip.h"
 #include "models/llama.h"
 #include "models/llava.h"
 
@@ -51,25 +49,18 @@ class TrainableLlava {
 
   ParamStore& params() { return store_; }
   const ParamStore& params() const { return store_; }
-  const Tokenizer& tokenizer() const { return *tok_; }
-  const ImageProcessorConfig& image_processor() const { return proc_; }
-  const LlamaDecoder& decoder() const { return *dec_; }
-  int32_t image_token_id() const { return cfg_.image_token_id; }
-  int64_t image_tokens() const { return cfg_.image_tokens(); }
-  const std::string& dir() const { return dir_; }
+  const Tokenizer& tokenizer() const { return model_->tokenizer(); }
+  const ImageProcessorConfig& image_processor() const { return model_->image_processor(); }
+  const LlamaDecoder& decoder() const { return model_->decoder(); }
+  int32_t image_token_id() const { return model_->config().image_token_id; }
+  int64_t image_tokens() const { return model_->config().image_tokens(); }
+  const std::string& dir() const { return model_->dir(); }
 
  private:
   struct Run;  // the tapes and intermediates of one forward
   void forward(const LlavaSample& s, Run& r) const;
 
-  std::string dir_;
-  SafetensorsCheckpoint ck_;
-  std::unique_ptr<Tokenizer> tok_;
-  ImageProcessorConfig proc_;
-  std::unique_ptr<ClipVisionTower> vision_;
-  std::unique_ptr<LlamaDecoder> dec_;
-  LinearW proj1_, proj2_;
-  LlavaConfig cfg_;  // the same reading of config.json as LlavaModel
+  std::unique_ptr<LlavaModel> model_;
   ParamStore store_;
 };
 

@@ -34,18 +34,22 @@ void vit_layer_backward(const VitLayer& L, const VitLayerTape& t, int64_t rows, 
                      1.0f / std::sqrt(static_cast<float>(hd)), /*causal=*/false, datt.data(), dq.data(), dk.data(),
                      dv.data());
   std::fill(dh.begin(), dh.end(), 0.f);
-  if (L.qkv_head_major.w.data) {
-    // Gather the three gradients back into the fused (head, {q, k, v}, hd) layout.
+  if (L.qkv_layout != QkvLayout::Separate) {
+    // Gather the three gradients back into the fused layout: (head, {q, k, v}, hd)
+    // for head-major, q | k | v otherwise (one "head" of width D).
+    const bool head_major = L.qkv_layout == QkvLayout::FusedHeadMajor;
+    const int groups = head_major ? L.heads : 1;
+    const int64_t w = head_major ? hd : D;
     std::vector<float> dfused(rows * 3 * D);
     for (int64_t r = 0; r < rows; ++r)
-      for (int hh = 0; hh < L.heads; ++hh) {
-        float* dst = dfused.data() + r * 3 * D + static_cast<int64_t>(hh) * 3 * hd;
-        const int64_t src = r * D + static_cast<int64_t>(hh) * hd;
-        std::copy(dq.begin() + src, dq.begin() + src + hd, dst);
-        std::copy(dk.begin() + src, dk.begin() + src + hd, dst + hd);
-        std::copy(dv.begin() + src, dv.begin() + src + hd, dst + 2 * hd);
+      for (int hh = 0; hh < groups; ++hh) {
+        float* dst = dfused.data() + r * 3 * D + static_cast<int64_t>(hh) * 3 * w;
+        const int64_t src = r * D + static_cast<int64_t>(hh) * w;
+        std::copy(dq.begin() + src, dq.begin() + src + w, dst);
+        std::copy(dk.begin() + src, dk.begin() + src + w, dst + w);
+        std::copy(dv.begin() + src, dv.begin() + src + w, dst + 2 * w);
       }
-    linear_bw(L.qkv_head_major, t.h1.data(), dfused.data(), rows, dh.data(), g);
+    linear_bw(L.qkv, t.h1.data(), dfused.data(), rows, dh.data(), g);
   } else {
     linear_bw(L.q, t.h1.data(), dq.data(), rows, dh.data(), g);
     linear_bw(L.k, t.h1.data(), dk.data(), rows, dh.data(), g);
@@ -55,24 +59,27 @@ void vit_layer_backward(const VitLayer& L, const VitLayerTape& t, int64_t rows, 
                       grad_of(g, L.ln1.b.data()));
 }
 
-void clip_backward(const ClipVisionTower& tower, const ClipTape& tape, int state, const float* dstate, GradSink* g) {
-  const ClipVisionConfig& c = tower.config();
+void vit_backward(const VitTower& tower, const VitTape& tape, int state, const float* dstate, GradSink* g) {
+  const VitConfig& c = tower.config();
   const int64_t D = c.hidden, P = c.patches(), T = P + 1;
   if (state < 0 || state > static_cast<int>(tape.layers.size()))
     fail("internal: the tape holds ", tape.layers.size(), " vision layers, backward needs ", state);
   std::vector<float> dx(dstate, dstate + T * D);
   for (int l = state - 1; l >= 0; --l) vit_layer_backward(tower.layer(l), tape.layers[l], T, dx.data(), g);
-  // x = pre_layrnorm(embed), embed = [cls; patches · Wᵀ] + pos.
+  // x = pre_layernorm(embed) (when the tower has one), embed = [cls; patches · Wᵀ + b] + pos.
   std::vector<float> de(T * D, 0.f);
   const NormW& ln = tower.pre_layernorm();
-  layer_norm_backward(tape.embed.data(), ln.w.data(), c.eps, T, D, dx.data(), de.data(), grad_of(g, ln.w.data()),
-                      grad_of(g, ln.b.data()));
+  if (ln.w.empty()) de = dx;
+  else
+    layer_norm_backward(tape.embed.data(), ln.w.data(), c.eps, T, D, dx.data(), de.data(), grad_of(g, ln.w.data()),
+                        grad_of(g, ln.b.data()));
   if (float* gp = grad_of(g, tower.position_embedding().data()))
     for (int64_t i = 0; i < T * D; ++i) gp[i] += de[i];
   if (float* gc = grad_of(g, tower.class_embedding().data()))
     for (int64_t i = 0; i < D; ++i) gc[i] += de[i];
-  if (float* gw = grad_of(g, tower.patch_embedding().data))
-    linear_backward(tape.patches.data(), de.data() + D, P, tower.patch_embedding(), nullptr, gw, nullptr);
+  float* gw = grad_of(g, tower.patch_embedding().data);
+  float* gb = tower.patch_bias().empty() ? nullptr : grad_of(g, tower.patch_bias().data());
+  if (gw || gb) linear_backward(tape.patches.data(), de.data() + D, P, tower.patch_embedding(), nullptr, gw, gb);
 }
 
 void llama_backward(const LlamaDecoder& dec, const LlamaTape& tape, float* dx, GradSink* g,

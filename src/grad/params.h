@@ -1,5 +1,5 @@
 // Trainable parameters: an fp32 store that takes over the weights of loaded
-// blocks (through their visit_params), per-thread gradient buffers, and AdamW.
+// blocks (through their layout walks), per-thread gradient buffers, and AdamW.
 #pragma once
 #include <cstdint>
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "models/blocks.h"
+#include "models/layout.h"
 
 namespace mmn {
 
@@ -38,7 +38,7 @@ class ParamStore {
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
-  // A visitor for blocks' visit_params: matrices are converted to fp32 storage
+  // A visitor for a VisitWalk: matrices are converted to fp32 storage
   // owned here and their views re-pointed; vectors are trained where they are.
   ParamVisitor adopter();
 

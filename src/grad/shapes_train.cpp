@@ -81,63 +81,23 @@ json llava_config(const ShapesModelShape& s, int64_t vocab, int32_t image_token,
           {"vocab_size", vocab}};
 }
 
+// The initial value distribution of a tensor of the layout, GPT-2 style:
+// N(0, 0.02), residual outputs scaled by 1/√(2L), norms 1, biases 0.
 struct Init {
-  TensorSpec spec;
   float center, std;
 };
 
-// Every tensor of the Hugging Face LLaVA layout with its initialisation
-// (GPT-2 style: N(0, 0.02), residual outputs scaled by 1/√(2L), norms 1, biases 0).
-std::vector<Init> llava_inits(const ShapesModelShape& s, int64_t V) {
-  std::vector<Init> t;
-  const DType f = DType::F32;
-  auto lin = [&](const std::string& name, int64_t out, int64_t in, bool bias, float std = 0.02f) {
-    t.push_back({{name + ".weight", f, {out, in}}, 0.f, std});
-    if (bias) t.push_back({{name + ".bias", f, {out}}, 0.f, 0.f});
-  };
-  auto norm = [&](const std::string& name, int64_t d, bool bias) {
-    t.push_back({{name + ".weight", f, {d}}, 1.f, 0.f});
-    if (bias) t.push_back({{name + ".bias", f, {d}}, 0.f, 0.f});
-  };
-  const int64_t P = static_cast<int64_t>(s.image / s.patch) * (s.image / s.patch);
-  const float v_res = 0.02f / std::sqrt(2.f * s.v_layers), t_res = 0.02f / std::sqrt(2.f * s.t_layers);
-  const std::string v = "vision_tower.vision_model.";
-  t.push_back({{v + "embeddings.class_embedding", f, {s.v_hidden}}, 0.f, 0.02f});
-  t.push_back({{v + "embeddings.patch_embedding.weight", f, {s.v_hidden, 3, s.patch, s.patch}}, 0.f, 0.02f});
-  t.push_back({{v + "embeddings.position_embedding.weight", f, {P + 1, s.v_hidden}}, 0.f, 0.02f});
-  norm(v + "pre_layrnorm", s.v_hidden, true);
-  for (int l = 0; l < s.v_layers; ++l) {
-    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
-    norm(p + "layer_norm1", s.v_hidden, true);
-    norm(p + "layer_norm2", s.v_hidden, true);
-    lin(p + "self_attn.q_proj", s.v_hidden, s.v_hidden, true);
-    lin(p + "self_attn.k_proj", s.v_hidden, s.v_hidden, true);
-    lin(p + "self_attn.v_proj", s.v_hidden, s.v_hidden, true);
-    lin(p + "self_attn.out_proj", s.v_hidden, s.v_hidden, true, v_res);
-    lin(p + "mlp.fc1", s.v_inter, s.v_hidden, true);
-    lin(p + "mlp.fc2", s.v_hidden, s.v_inter, true, v_res);
+Init training_init(const TensorDesc& t) {
+  switch (t.role) {
+    case TensorRole::Weight: return {0.f, t.residual ? 0.02f / std::sqrt(2.f * t.depth) : 0.02f};
+    case TensorRole::Bias: return {0.f, 0.f};
+    case TensorRole::Norm: return {1.f, 0.f};
+    case TensorRole::NormBias: return {0.f, 0.f};
+    case TensorRole::Embedding:
+    case TensorRole::Learned: return {0.f, 0.02f};
+    case TensorRole::Rotary: break;  // not in the LLaVA-1.5 layout
   }
-  norm(v + "post_layernorm", s.v_hidden, true);
-  lin("multi_modal_projector.linear_1", s.t_hidden, s.v_hidden, true);
-  lin("multi_modal_projector.linear_2", s.t_hidden, s.t_hidden, true);
-  const std::string m = "language_model.model.";
-  const int64_t kv = static_cast<int64_t>(s.t_hidden / s.t_heads) * s.t_kv;
-  t.push_back({{m + "embed_tokens.weight", f, {V, s.t_hidden}}, 0.f, 0.02f});
-  for (int l = 0; l < s.t_layers; ++l) {
-    const std::string p = m + "layers." + std::to_string(l) + ".";
-    norm(p + "input_layernorm", s.t_hidden, false);
-    norm(p + "post_attention_layernorm", s.t_hidden, false);
-    lin(p + "self_attn.q_proj", s.t_hidden, s.t_hidden, false);
-    lin(p + "self_attn.k_proj", kv, s.t_hidden, false);
-    lin(p + "self_attn.v_proj", kv, s.t_hidden, false);
-    lin(p + "self_attn.o_proj", s.t_hidden, s.t_hidden, false, t_res);
-    lin(p + "mlp.gate_proj", s.t_inter, s.t_hidden, false);
-    lin(p + "mlp.up_proj", s.t_inter, s.t_hidden, false);
-    lin(p + "mlp.down_proj", s.t_hidden, s.t_inter, false, t_res);
-  }
-  norm(m + "norm", s.t_hidden, false);
-  lin("language_model.lm_head", V, s.t_hidden, false);
-  return t;
+  return {0.f, 0.f};
 }
 
 // Adds a 2-D sine-cosine pattern to the patch rows (row 0 is the class token)
@@ -160,19 +120,22 @@ void add_2d_sincos(float* pos, int g, int64_t D) {
     }
 }
 
-void write_init_weights(const std::string& dir, const ShapesModelShape& s, int64_t V, uint64_t seed) {
-  std::vector<Init> inits = llava_inits(s, V);
+// Initial weights for every tensor of <dir>/config.json's layout (the walk loading uses).
+void write_init_weights(const std::string& dir, const ShapesModelShape& s, uint64_t seed) {
+  const std::vector<TensorDesc> layout =
+      describe_checkpoint(JsonFile::load((fs::path(dir) / "config.json").string())).tensors;
   std::vector<TensorSpec> specs;
-  for (auto& i : inits) specs.push_back(i.spec);
+  for (const TensorDesc& t : layout) specs.push_back({t.name, DType::F32, t.shape});
   write_safetensors((fs::path(dir) / "model.safetensors").string(), specs, {{"format", "pt"}, {"step", "0"}},
                     [&](const TensorSpec& spec, std::FILE* out) {
                       size_t k = 0;
-                      while (inits[k].spec.name != spec.name) ++k;
+                      while (layout[k].name != spec.name) ++k;
+                      const Init init = training_init(layout[k]);
                       const int64_t n = static_cast<int64_t>(spec.nbytes() / 4);
                       std::vector<float> v(n);
                       const uint64_t base = mix(seed ^ mix(k + 101));
                       for (int64_t i = 0; i < n; ++i)
-                        v[i] = inits[k].center + (inits[k].std > 0 ? inits[k].std * normal_at(base + i) : 0.f);
+                        v[i] = init.center + (init.std > 0 ? init.std * normal_at(base + i) : 0.f);
                       if (spec.name == "vision_tower.vision_model.embeddings.position_embedding.weight")
                         add_2d_sincos(v.data(), s.image / s.patch, s.v_hidden);
                       if (std::fwrite(v.data(), 4, n, out) != static_cast<size_t>(n))
@@ -201,7 +164,7 @@ void create_checkpoint(const std::string& dir, const ShapesModelShape& s, uint64
   put("config.json", llava_config(s, V, image_token, pad));
   put("preprocessor_config.json", clip_preprocessor_config(s.image));
   put("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad}});
-  write_init_weights(dir, s, V, seed);
+  write_init_weights(dir, s, seed);
 }
 
 // --- samples ---

@@ -6,7 +6,6 @@
 
 #include "kernels/linear.h"
 #include "kernels/ops.h"
-#include "models/clip.h"  // image_to_patches
 #include "util/error.h"
 
 namespace mmn {
@@ -18,6 +17,15 @@ Activation parse_activation(const std::string& name, const std::string& where) {
   fail(where, ": unsupported hidden_act '", name, "'");
 }
 
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::QuickGelu: return "quick_gelu";
+    case Activation::GeluErf: return "gelu";
+    case Activation::Silu: return "silu";
+  }
+  return "?";
+}
+
 void apply_activation(Activation a, float* x, int64_t n) {
   switch (a) {
     case Activation::QuickGelu: return quick_gelu_inplace(x, n);
@@ -26,33 +34,8 @@ void apply_activation(Activation a, float* x, int64_t n) {
   }
 }
 
-LinearW LinearW::load(const SafetensorsCheckpoint& ck, const std::string& name, int64_t out, int64_t in,
-                      bool with_bias) {
-  LinearW l;
-  l.w = Weight::from(ck.get(name + ".weight", {out, in}));
-  if (with_bias) l.b = to_f32(ck.get(name + ".bias", {out}));
-  return l;
-}
-
 void LinearW::operator()(const float* x, int64_t M, float* y) const {
   linear(x, M, w, b.empty() ? nullptr : b.data(), y);
-}
-
-NormW NormW::load(const SafetensorsCheckpoint& ck, const std::string& name, int64_t dim, bool with_bias) {
-  NormW n;
-  n.w = to_f32(ck.get(name + ".weight", {dim}));
-  if (with_bias) n.b = to_f32(ck.get(name + ".bias", {dim}));
-  return n;
-}
-
-void visit_linear(const std::string& name, LinearW& l, const ParamVisitor& f) {
-  f(name + ".weight", &l.w, nullptr);
-  if (!l.b.empty()) f(name + ".bias", nullptr, &l.b);
-}
-
-void visit_norm(const std::string& name, NormW& n, const ParamVisitor& f) {
-  f(name + ".weight", nullptr, &n.w);
-  if (!n.b.empty()) f(name + ".bias", nullptr, &n.b);
 }
 
 LinearW slice_rows(const LinearW& fused, int64_t r0, int64_t n) {
@@ -70,9 +53,9 @@ void VitLayer::forward(float* x, int64_t rows, VitLayerTape* tape) const {
   std::vector<float> h(rows * D), qb(rows * D), kb(rows * D), vb(rows * D), att(rows * D);
   if (tape) tape->x.assign(x, x + rows * D);
   layer_norm(x, ln1.w.data(), ln1.b.data(), eps, rows, D, h.data());
-  if (qkv_head_major.w.data) {
+  if (qkv_layout == QkvLayout::FusedHeadMajor) {
     std::vector<float> fused(rows * 3 * D);
-    qkv_head_major(h.data(), rows, fused.data());
+    qkv(h.data(), rows, fused.data());
     for (int64_t r = 0; r < rows; ++r)
       for (int hh = 0; hh < heads; ++hh) {
         const float* src = fused.data() + r * 3 * D + static_cast<int64_t>(hh) * 3 * hd;
@@ -81,6 +64,11 @@ void VitLayer::forward(float* x, int64_t rows, VitLayerTape* tape) const {
         std::copy(src + hd, src + 2 * hd, kb.data() + dst);
         std::copy(src + 2 * hd, src + 3 * hd, vb.data() + dst);
       }
+  } else if (qkv_layout == QkvLayout::Fused) {
+    // Row slices of the fused weight (views, no copy of the matrix).
+    slice_rows(qkv, 0, D)(h.data(), rows, qb.data());
+    slice_rows(qkv, D, D)(h.data(), rows, kb.data());
+    slice_rows(qkv, 2 * D, D)(h.data(), rows, vb.data());
   } else {
     q(h.data(), rows, qb.data());
     k(h.data(), rows, kb.data());
@@ -100,23 +88,6 @@ void VitLayer::forward(float* x, int64_t rows, VitLayerTape* tape) const {
   if (tape) tape->act = mid;
   fc2(mid.data(), rows, h.data());
   add_inplace(x, h.data(), rows * D);
-}
-
-std::vector<float> VitTower::forward(const float* pixels, std::vector<float>* all_states) const {
-  const int64_t D = hidden(), T = tokens(), P = T - 1;
-  std::vector<float> patches = image_to_patches(pixels, image_size, patch);
-  std::vector<float> x(T * D);
-  linear(patches.data(), P, patch_w, patch_b.empty() ? nullptr : patch_b.data(), x.data() + D);
-  std::memcpy(x.data(), cls.data(), D * sizeof(float));
-  add_inplace(x.data(), pos.data(), T * D);
-  if (!pre_ln.w.empty()) layer_norm(x.data(), pre_ln.w.data(), pre_ln.b.data(), eps, T, D, x.data());
-  if (all_states) all_states->assign(x.begin(), x.end());
-  for (const VitLayer& l : layers) {
-    l.forward(x.data(), T);
-    if (all_states) all_states->insert(all_states->end(), x.begin(), x.end());
-  }
-  if (!post_ln.w.empty()) layer_norm(x.data(), post_ln.w.data(), post_ln.b.data(), eps, T, D, x.data());
-  return x;
 }
 
 }  // namespace mmn

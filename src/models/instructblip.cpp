@@ -12,49 +12,18 @@ namespace mmn {
 
 namespace {
 
-// vision_config with InstructBlipVisionConfig's defaults (EVA ViT-g).
-struct EvaConfig {
-  int64_t hidden, intermediate;
-  int layers, heads, image_size, patch;
-  float eps;
-  Activation act;
-  bool qkv_bias;
-};
-
-EvaConfig eva_config(const JsonFile& j) {
-  EvaConfig c;
-  c.hidden = j.get_int("hidden_size", 1408);
-  c.intermediate = j.get_int("intermediate_size", 6144);
-  c.layers = static_cast<int>(j.get_int("num_hidden_layers", 39));
-  c.heads = static_cast<int>(j.get_int("num_attention_heads", 16));
-  c.image_size = static_cast<int>(j.get_int("image_size", 224));
-  c.patch = static_cast<int>(j.get_int("patch_size", 14));
-  c.eps = static_cast<float>(j.get_double("layer_norm_eps", 1e-6));
-  c.act = parse_activation(j.get_string("hidden_act", "gelu"), j.path());
-  c.qkv_bias = j.get_bool("qkv_bias", true);
-  if (c.hidden <= 0 || c.intermediate <= 0 || c.layers <= 0 || c.heads <= 0 || c.patch <= 0 || c.image_size < c.patch)
-    fail(j.path(), ": vision_config sizes must be positive");
-  if (c.hidden % c.heads) fail(j.path(), ": vision hidden_size is not a multiple of num_attention_heads");
-  if (c.image_size % c.patch) fail(j.path(), ": vision image_size is not a multiple of patch_size");
-  return c;
+void walk_attention(LayoutWalk& w, const std::string& p, BertAttention& a, int64_t H, int64_t ctx_width) {
+  walk_linear(w, p + "attention.query", a.q, {H, H, true});
+  walk_linear(w, p + "attention.key", a.k, {H, ctx_width, true});
+  walk_linear(w, p + "attention.value", a.v, {H, ctx_width, true});
+  walk_linear(w, p + "output.dense", a.dense, {H, H, true});
+  walk_norm(w, p + "output.LayerNorm", a.ln, H, true);
 }
 
-BertAttention load_attention(const SafetensorsCheckpoint& ck, const std::string& p, int64_t H, int64_t ctx_width) {
-  BertAttention a;
-  a.q = LinearW::load(ck, p + "attention.query", H, H, true);
-  a.k = LinearW::load(ck, p + "attention.key", H, ctx_width, true);
-  a.v = LinearW::load(ck, p + "attention.value", H, ctx_width, true);
-  a.dense = LinearW::load(ck, p + "output.dense", H, H, true);
-  a.ln = NormW::load(ck, p + "output.LayerNorm", H, true);
-  return a;
-}
-
-BertFfn load_ffn(const SafetensorsCheckpoint& ck, const std::string& in, const std::string& out, int64_t H, int64_t I) {
-  BertFfn f;
-  f.in = LinearW::load(ck, in + ".dense", I, H, true);
-  f.out = LinearW::load(ck, out + ".dense", H, I, true);
-  f.ln = NormW::load(ck, out + ".LayerNorm", H, true);
-  return f;
+void walk_ffn(LayoutWalk& w, const std::string& in, const std::string& out, BertFfn& f, int64_t H, int64_t I) {
+  walk_linear(w, in + ".dense", f.in, {I, H, true});
+  walk_linear(w, out + ".dense", f.out, {H, I, true});
+  walk_norm(w, out + ".LayerNorm", f.ln, H, true);
 }
 
 // x [rows, H] ← ln(dense(attn(q(x), k(ctx), v(ctx))) + x), unmasked.
@@ -85,11 +54,8 @@ void feed_forward(const BertFfn& f, float* x, int64_t rows, Activation act, floa
 
 }  // namespace
 
-std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& dir, const JsonFile& config) {
-  namespace fs = std::filesystem;
-  auto m = std::make_unique<InstructBlipModel>();
-  m->dir_ = dir;
-  const EvaConfig vc = eva_config(config.sub("vision_config"));
+InstructBlipModel::InstructBlipModel(const JsonFile& config, bool tie_lm_head) {
+  const VitConfig vc = VitConfig::from_json(config.sub("vision_config"), eva_vision_defaults());
   const JsonFile qj = config.sub("qformer_config");
   const JsonFile tj = config.sub("text_config");
   if (tj.get_string("model_type", "llama") != "llama")
@@ -97,91 +63,76 @@ std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& di
   const LlamaConfig tcfg = LlamaConfig::from_json(tj);
 
   // qformer_config with InstructBlipQFormerConfig's defaults.
-  const int64_t Hq = qj.get_int("hidden_size", 768), Iq = qj.get_int("intermediate_size", 3072);
+  q_hidden_ = qj.get_int("hidden_size", 768);
+  q_inter_ = qj.get_int("intermediate_size", 3072);
   const int Lq = static_cast<int>(qj.get_int("num_hidden_layers", 12));
-  const int64_t Vq = qj.get_int("vocab_size", 30522);
+  q_vocab_ = qj.get_int("vocab_size", 30522);
   const int64_t cross_freq = qj.get_int("cross_attention_frequency", 2);
-  m->q_heads_ = static_cast<int>(qj.get_int("num_attention_heads", 12));
-  m->q_max_pos_ = qj.get_int("max_position_embeddings", 512);
-  m->q_eps_ = static_cast<float>(qj.get_double("layer_norm_eps", 1e-12));
-  m->q_act_ = parse_activation(qj.get_string("hidden_act", "gelu"), qj.path());
+  q_heads_ = static_cast<int>(qj.get_int("num_attention_heads", 12));
+  q_max_pos_ = qj.get_int("max_position_embeddings", 512);
+  q_eps_ = static_cast<float>(qj.get_double("layer_norm_eps", 1e-12));
+  q_act_ = parse_activation(qj.get_string("hidden_act", "gelu"), qj.path());
   if (qj.get_string("position_embedding_type", "absolute") != "absolute")
     qj.fail_key("position_embedding_type", "must be \"absolute\"");
-  if (Hq <= 0 || Iq <= 0 || Lq <= 0 || Vq <= 0 || m->q_heads_ <= 0 || m->q_max_pos_ <= 0 || cross_freq <= 0)
+  if (q_hidden_ <= 0 || q_inter_ <= 0 || Lq <= 0 || q_vocab_ <= 0 || q_heads_ <= 0 || q_max_pos_ <= 0 || cross_freq <= 0)
     fail(qj.path(), ": qformer_config sizes must be positive");
-  if (Hq % m->q_heads_) fail(qj.path(), ": qformer hidden_size is not a multiple of num_attention_heads");
-  m->q_hidden_ = Hq;
-  m->n_query_ = config.get_int("num_query_tokens", 32);
-  if (m->n_query_ <= 0) config.fail_key("num_query_tokens", "must be positive");
+  if (q_hidden_ % q_heads_) fail(qj.path(), ": qformer hidden_size is not a multiple of num_attention_heads");
+  n_query_ = config.get_int("num_query_tokens", 32);
+  if (n_query_ <= 0) config.fail_key("num_query_tokens", "must be positive");
+  qlayers_.resize(Lq);
+  for (int l = 0; l < Lq; ++l) qlayers_[l].has_cross = l % cross_freq == 0;
 
-  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
-  m->ck_ = SafetensorsCheckpoint::open(dir);
-  const SafetensorsCheckpoint& ck = m->ck_;
+  vision_ = VitTower(vc, kEvaVitNames);
+  input_size_ = vc.image_size;
+  decoder_ = std::make_unique<LlamaDecoder>(tcfg, kLlavaHfLlamaNames, tie_lm_head);
+  // The language model generates with text_config's EOS (1 in the real
+  // checkpoint); transformers 4.37 never reads generation_config.json here.
+  eos_ids_ = {static_cast<int32_t>(tj.get_int("eos_token_id", 2))};
+}
 
-  // EVA ViT: patch embedding with bias, no pre-LayerNorm, fused q|k|v, post_layernorm.
-  const std::string v = "vision_model.";
-  const int64_t Dv = vc.hidden, P = static_cast<int64_t>(vc.image_size / vc.patch) * (vc.image_size / vc.patch);
-  VitTower& t = m->vision_;
-  t.image_size = vc.image_size;
-  m->input_size_ = vc.image_size;
-  t.patch = vc.patch;
-  t.eps = vc.eps;
-  t.patch_w = Weight::from(ck.get(v + "embeddings.patch_embedding.weight", {Dv, 3, vc.patch, vc.patch}));
-  t.patch_b = to_f32(ck.get(v + "embeddings.patch_embedding.bias", {Dv}));
-  t.cls = to_f32(ck.get(v + "embeddings.class_embedding", {1, 1, Dv}));
-  t.pos = to_f32(ck.get(v + "embeddings.position_embedding", {1, P + 1, Dv}));
-  t.post_ln = NormW::load(ck, v + "post_layernorm", Dv, true);
-  for (int l = 0; l < vc.layers; ++l) {
-    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
-    VitLayer L;
-    L.ln1 = NormW::load(ck, p + "layer_norm1", Dv, true);
-    L.ln2 = NormW::load(ck, p + "layer_norm2", Dv, true);
-    const LinearW qkv = LinearW::load(ck, p + "self_attn.qkv", 3 * Dv, Dv, vc.qkv_bias);
-    L.q = slice_rows(qkv, 0, Dv);
-    L.k = slice_rows(qkv, Dv, Dv);
-    L.v = slice_rows(qkv, 2 * Dv, Dv);
-    L.o = LinearW::load(ck, p + "self_attn.projection", Dv, Dv, true);
-    L.fc1 = LinearW::load(ck, p + "mlp.fc1", vc.intermediate, Dv, true);
-    L.fc2 = LinearW::load(ck, p + "mlp.fc2", Dv, vc.intermediate, true);
-    L.heads = vc.heads;
-    L.eps = vc.eps;
-    L.act = vc.act;
-    t.layers.push_back(std::move(L));
-  }
-
-  // Q-Former.
-  m->query_tokens_ = to_f32(ck.get("query_tokens", {1, m->n_query_, Hq}));
+void InstructBlipModel::walk(LayoutWalk& w) {
+  const int64_t Hq = q_hidden_, Dv = vision_.hidden();
+  vision_.walk(w, "vision_model.");
+  w.vector({"query_tokens", {1, n_query_, Hq}, TensorRole::Learned}, query_tokens_);
   const std::string q = "qformer.";
-  m->word_emb_ = Weight::from(ck.get(q + "embeddings.word_embeddings.weight", {Vq, Hq}));
-  m->pos_emb_ = to_f32(ck.get(q + "embeddings.position_embeddings.weight", {m->q_max_pos_, Hq}));
-  m->emb_ln_ = NormW::load(ck, q + "embeddings.layernorm", Hq, true);
-  for (int l = 0; l < Lq; ++l) {
+  w.matrix({q + "embeddings.word_embeddings.weight", {q_vocab_, Hq}, TensorRole::Learned}, word_emb_);
+  w.vector({q + "embeddings.position_embeddings.weight", {q_max_pos_, Hq}, TensorRole::Learned}, pos_emb_);
+  walk_norm(w, q + "embeddings.layernorm", emb_ln_, Hq, true);
+  for (size_t l = 0; l < qlayers_.size(); ++l) {
     const std::string p = q + "encoder.layer." + std::to_string(l) + ".";
-    QFormerLayer L;
-    L.self = load_attention(ck, p + "attention.", Hq, Hq);
-    L.has_cross = l % cross_freq == 0;
-    if (L.has_cross) L.cross = load_attention(ck, p + "crossattention.", Hq, Dv);
-    L.text = load_ffn(ck, p + "intermediate", p + "output", Hq, Iq);
-    L.query = load_ffn(ck, p + "intermediate_query", p + "output_query", Hq, Iq);
-    m->qlayers_.push_back(std::move(L));
+    QFormerLayer& L = qlayers_[l];
+    walk_attention(w, p + "attention.", L.self, Hq, Hq);
+    if (L.has_cross) walk_attention(w, p + "crossattention.", L.cross, Hq, Dv);
+    walk_ffn(w, p + "intermediate", p + "output", L.text, Hq, q_inter_);
+    walk_ffn(w, p + "intermediate_query", p + "output_query", L.query, Hq, q_inter_);
   }
-  m->lang_proj_ = LinearW::load(ck, "language_projection", tcfg.hidden, Hq, true);
-  m->decoder_ = LlamaDecoder::load(ck, tcfg, "language_model.model.", "language_model.lm_head.weight");
+  walk_linear(w, "language_projection", lang_proj_, {decoder_->config().hidden, Hq, true});
+  decoder_->walk(w);
+}
 
+std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& dir, const JsonFile& config) {
+  namespace fs = std::filesystem;
+  const ImageProcessorConfig proc = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  SafetensorsCheckpoint ck = SafetensorsCheckpoint::open(dir);
+  const bool tie = config.sub("text_config").get_bool("tie_word_embeddings", false) && !ck.has(kLlavaHfLlamaNames.lm_head);
+  auto m = std::make_unique<InstructBlipModel>(config, tie);
+  m->dir_ = dir;
+  m->image_processor_ = proc;
+  m->ck_ = std::move(ck);
+  LoadWalk w(m->ck_);
+  m->walk(w);
+  const int64_t vocab = m->decoder_->config().vocab;
   m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > tcfg.vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", tcfg.vocab);
+  if (m->tokenizer_->vocab_size() > vocab)
+    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", vocab);
   const fs::path qdir = fs::path(dir) / "qformer_tokenizer";
   std::error_code ec;
   if (!fs::is_directory(qdir, ec))
     fail(qdir.string(), ": missing (InstructBLIP's Q-Former tokenizer directory with vocab.txt)");
   m->qtok_ = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::load_dir(qdir.string()));
-  if (m->qtok_->vocab_size() > Vq)
+  if (m->qtok_->vocab_size() > m->q_vocab_)
     fail(qdir.string(), ": Q-Former tokenizer has ", m->qtok_->vocab_size(),
-         " tokens but the Q-Former's vocabulary is ", Vq);
-  // The language model generates with text_config's EOS (1 in the real
-  // checkpoint); transformers 4.37 never reads generation_config.json here.
-  m->eos_ids_ = {static_cast<int32_t>(tj.get_int("eos_token_id", 2))};
+         " tokens but the Q-Former's vocabulary is ", m->q_vocab_);
   return m;
 }
 
@@ -191,11 +142,11 @@ std::string InstructBlipModel::prompt(const PromptText& p) const {
 
 std::vector<float> InstructBlipModel::encode_image(const PreprocessedImage& px, Trace* trace) const {
   std::vector<float> all;
-  std::vector<float> out = vision_.forward(px.pixel_values.data(), trace ? &all : nullptr);
+  std::vector<float> out = vision_.forward_last(px.pixel_values.data(), trace ? &all : nullptr);
   if (trace) {
     const int64_t T = vision_.tokens(), Dv = vision_.hidden();
     trace->add("pixel_values", {1, 3, px.height, px.width}, px.pixel_values);
-    trace->add("vision_hidden_states", {static_cast<int64_t>(vision_.layers.size()) + 1, T, Dv}, std::move(all));
+    trace->add("vision_hidden_states", {vision_.config().layers + 1, T, Dv}, std::move(all));
     trace->add("vision_last_hidden_state", {T, Dv}, out);
   }
   return out;

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "io/wordpiece.h"
+#include "models/vit.h"
 #include "models/vlm.h"
 
 namespace mmn {
@@ -34,6 +35,10 @@ struct QFormerLayer {
 class InstructBlipModel : public VisionLanguageModel {
  public:
   static std::unique_ptr<InstructBlipModel> load(const std::string& dir, const JsonFile& config);
+  // Sized from config.json; walk() then binds the tensors.
+  InstructBlipModel(const JsonFile& config, bool tie_lm_head);
+  // Every tensor of the checkpoint, in checkpoint order.
+  void walk(LayoutWalk& w);
 
   std::string family() const override { return "instructblip"; }
   // "{query} {prefix}", fed to both the LLM and the Q-Former tokenizers.
@@ -54,7 +59,7 @@ class InstructBlipModel : public VisionLanguageModel {
 
  private:
   VitTower vision_;
-  int64_t n_query_ = 0, q_hidden_ = 0, q_max_pos_ = 0;
+  int64_t n_query_ = 0, q_hidden_ = 0, q_inter_ = 0, q_vocab_ = 0, q_max_pos_ = 0;
   int q_heads_ = 1;
   float q_eps_ = 1e-12f;
   Activation q_act_ = Activation::GeluErf;

@@ -43,39 +43,59 @@ void KVCache::init(const LlamaConfig& c, int64_t cap) {
   v.assign(c.n_layers, std::vector<float>(static_cast<size_t>(cap * width)));
 }
 
+const LlamaNames kLlavaHfLlamaNames = {"language_model.model.", "language_model.lm_head.weight"};
+const LlamaNames kLlamaTopLlamaNames = {"model.", "lm_head.weight", false, true};
+const LlamaNames kOwl2LlamaNames = {"model.", "lm_head.weight", true, true};
+
+LlamaDecoder::LlamaDecoder(const LlamaConfig& cfg, const LlamaNames& names, bool tie_lm_head)
+    : cfg_(cfg), names_(&names), tie_lm_head_(tie_lm_head), rope_(cfg.head_dim, cfg.rope_theta) {
+  layers_.resize(cfg.n_layers);
+  for (LlamaLayer& L : layers_) L.multiway = names.multiway;
+}
+
 std::unique_ptr<LlamaDecoder> LlamaDecoder::load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                                 const std::string& prefix, const std::string& lm_head,
-                                                 bool multiway) {
-  auto d = std::make_unique<LlamaDecoder>();
-  d->cfg_ = cfg;
-  const int64_t D = cfg.hidden, I = cfg.intermediate, KV = static_cast<int64_t>(cfg.n_kv_heads) * cfg.head_dim;
-  d->embed_ = Weight::from(ck.get(prefix + "embed_tokens.weight", {cfg.vocab, D}));
-  d->lm_head_ = cfg.tie_word_embeddings && !ck.has(lm_head) ? d->embed_ : Weight::from(ck.get(lm_head, {cfg.vocab, D}));
-  d->norm_ = to_f32(ck.get(prefix + "norm.weight", {D}));
-  d->layers_.resize(cfg.n_layers);
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    const std::string p = prefix + "layers." + std::to_string(l) + ".";
-    LlamaLayer& L = d->layers_[l];
-    const std::string text = multiway ? ".multiway.0" : "", visual = ".multiway.1";
-    L.ln1 = to_f32(ck.get(p + "input_layernorm" + text + ".weight", {D}));
-    L.ln2 = to_f32(ck.get(p + "post_attention_layernorm" + text + ".weight", {D}));
-    L.q = LinearW::load(ck, p + "self_attn.q_proj", D, D, false);
-    L.k = LinearW::load(ck, p + "self_attn.k_proj" + text, KV, D, false);
-    L.v = LinearW::load(ck, p + "self_attn.v_proj" + text, KV, D, false);
-    if (multiway) {
-      L.multiway = true;
-      L.ln1_visual = to_f32(ck.get(p + "input_layernorm" + visual + ".weight", {D}));
-      L.ln2_visual = to_f32(ck.get(p + "post_attention_layernorm" + visual + ".weight", {D}));
-      L.k_visual = LinearW::load(ck, p + "self_attn.k_proj" + visual, KV, D, false);
-      L.v_visual = LinearW::load(ck, p + "self_attn.v_proj" + visual, KV, D, false);
-    }
-    L.o = LinearW::load(ck, p + "self_attn.o_proj", D, D, false);
-    L.gate = LinearW::load(ck, p + "mlp.gate_proj", I, D, false);
-    L.up = LinearW::load(ck, p + "mlp.up_proj", I, D, false);
-    L.down = LinearW::load(ck, p + "mlp.down_proj", D, I, false);
-  }
-  d->rope_ = Rope(cfg.head_dim, cfg.rope_theta);
+                                                 const LlamaNames& names) {
+  auto d = std::make_unique<LlamaDecoder>(cfg, names, cfg.tie_word_embeddings && !ck.has(names.lm_head));
+  LoadWalk w(ck);
+  d->walk(w);
   return d;
+}
+
+void LlamaDecoder::walk(LayoutWalk& w) {
+  const LlamaConfig& c = cfg_;
+  const std::string prefix = names_->prefix;
+  const int64_t D = c.hidden, I = c.intermediate, KV = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  const int depth = c.n_layers;
+  w.matrix({prefix + "embed_tokens.weight", {c.vocab, D}, TensorRole::Embedding}, embed_);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = prefix + "layers." + std::to_string(l) + ".";
+    LlamaLayer& L = layers_[l];
+    const std::string text = L.multiway ? ".multiway.0" : "", visual = ".multiway.1";
+    walk_rms_norm(w, p + "input_layernorm" + text, L.ln1, D);
+    walk_rms_norm(w, p + "post_attention_layernorm" + text, L.ln2, D);
+    walk_linear(w, p + "self_attn.q_proj", L.q, {D, D});
+    walk_linear(w, p + "self_attn.k_proj" + text, L.k, {KV, D});
+    walk_linear(w, p + "self_attn.v_proj" + text, L.v, {KV, D});
+    if (names_->rotary_buffers) {
+      std::vector<float> unread;
+      TensorDesc t{p + "self_attn.rotary_emb.inv_freq", {c.head_dim / 2}, TensorRole::Rotary};
+      t.used = false;
+      w.vector(t, unread);
+    }
+    if (L.multiway) {
+      walk_rms_norm(w, p + "input_layernorm" + visual, L.ln1_visual, D);
+      walk_rms_norm(w, p + "post_attention_layernorm" + visual, L.ln2_visual, D);
+      walk_linear(w, p + "self_attn.k_proj" + visual, L.k_visual, {KV, D});
+      walk_linear(w, p + "self_attn.v_proj" + visual, L.v_visual, {KV, D});
+    }
+    walk_linear(w, p + "self_attn.o_proj", L.o, {D, D, false, true, depth});
+    walk_linear(w, p + "mlp.gate_proj", L.gate, {I, D});
+    walk_linear(w, p + "mlp.up_proj", L.up, {I, D});
+    walk_linear(w, p + "mlp.down_proj", L.down, {D, I, false, true, depth});
+  }
+  walk_rms_norm(w, prefix + "norm", norm_, D);
+  if (tie_lm_head_) lm_head_ = embed_;
+  else w.matrix({names_->lm_head, {c.vocab, D}, TensorRole::Weight, D}, lm_head_);
 }
 
 void LlamaDecoder::embed(const int32_t* ids, int64_t n, float* out) const {
@@ -113,32 +133,6 @@ void project_rows(const LinearW& lin, const LinearW* lin_visual, const uint8_t* 
 }
 
 }  // namespace
-
-void LlamaDecoder::visit_params(const std::string& prefix, const std::string& lm_head, const ParamVisitor& f) {
-  f(prefix + "embed_tokens.weight", &embed_, nullptr);
-  for (int l = 0; l < cfg_.n_layers; ++l) {
-    const std::string p = prefix + "layers." + std::to_string(l) + ".";
-    LlamaLayer& L = layers_[l];
-    const std::string text = L.multiway ? ".multiway.0" : "", visual = ".multiway.1";
-    f(p + "input_layernorm" + text + ".weight", nullptr, &L.ln1);
-    f(p + "post_attention_layernorm" + text + ".weight", nullptr, &L.ln2);
-    visit_linear(p + "self_attn.q_proj", L.q, f);
-    visit_linear(p + "self_attn.k_proj" + text, L.k, f);
-    visit_linear(p + "self_attn.v_proj" + text, L.v, f);
-    if (L.multiway) {
-      f(p + "input_layernorm" + visual + ".weight", nullptr, &L.ln1_visual);
-      f(p + "post_attention_layernorm" + visual + ".weight", nullptr, &L.ln2_visual);
-      visit_linear(p + "self_attn.k_proj" + visual, L.k_visual, f);
-      visit_linear(p + "self_attn.v_proj" + visual, L.v_visual, f);
-    }
-    visit_linear(p + "self_attn.o_proj", L.o, f);
-    visit_linear(p + "mlp.gate_proj", L.gate, f);
-    visit_linear(p + "mlp.up_proj", L.up, f);
-    visit_linear(p + "mlp.down_proj", L.down, f);
-  }
-  f(prefix + "norm.weight", nullptr, &norm_);
-  f(lm_head, &lm_head_, nullptr);
-}
 
 void LlamaDecoder::forward(float* x, int64_t rows, KVCache& cache, int step, const CaptureSet& cap,
                            const uint8_t* visual, LlamaTape* tape, int first_layer) const {

@@ -12,6 +12,7 @@
 #include "kernels/ops.h"
 #include "models/blocks.h"
 #include "models/capture.h"
+#include "models/layout.h"
 
 namespace mmn {
 
@@ -53,15 +54,31 @@ struct KVCache {
   void init(const LlamaConfig& c, int64_t capacity);
 };
 
+// Where a family keeps its LLaMA decoder's tensors.
+struct LlamaNames {
+  const char* prefix;   // layers, embed_tokens and norm live under it
+  const char* lm_head;  // full name of the unembedding
+  // mPLUG-Owl2's modality-adaptive layout: input/post_attention_layernorm and
+  // k/v_proj are NAME.multiway.0 (text) and NAME.multiway.1 (visual).
+  bool multiway = false;
+  // Each layer stores self_attn.rotary_emb.inv_freq (transformers ≤ 4.31 saved
+  // RoPE's buffer): listed, never read (RoPE is recomputed from rope_theta).
+  bool rotary_buffers = false;
+};
+extern const LlamaNames kLlavaHfLlamaNames;  // LlavaForConditionalGeneration, InstructBLIP
+extern const LlamaNames kLlamaTopLlamaNames;  // a LlamaForCausalLM at the top level (original LLaVA)
+extern const LlamaNames kOwl2LlamaNames;     // MPLUGOwl2LlamaForCausalLM
+
 class LlamaDecoder {
  public:
-  // prefix: e.g. "language_model.model." (layers, embed_tokens, norm live under it);
-  // lm_head: full tensor name of the unembedding. multiway: mPLUG-Owl2's
-  // modality-adaptive layout, where input/post_attention_layernorm and k/v_proj
-  // are NAME.multiway.0 (text) and NAME.multiway.1 (visual).
+  // Sized from the config; walk() then binds the tensors. tie_lm_head: the
+  // unembedding is embed_tokens (tie_word_embeddings and no lm_head tensor).
+  LlamaDecoder(const LlamaConfig& cfg, const LlamaNames& names, bool tie_lm_head);
+  // Opens the decoder from a checkpoint (sized from cfg, tensors bound by walk).
   static std::unique_ptr<LlamaDecoder> load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                            const std::string& prefix, const std::string& lm_head,
-                                            bool multiway = false);
+                                            const LlamaNames& names);
+  // Every tensor of the decoder, in checkpoint order.
+  void walk(LayoutWalk& w);
 
   const LlamaConfig& config() const { return cfg_; }
   LlamaLayer& layer(int l) { return layers_[l]; }
@@ -70,9 +87,11 @@ class LlamaDecoder {
   const Weight& lm_head() const { return lm_head_; }
   const std::vector<float>& final_norm_weight() const { return norm_; }
   const Rope& rope() const { return rope_; }
-  // Every parameter under its checkpoint name (prefix and lm_head as given to
-  // load), for code that updates weights in place (training).
-  void visit_params(const std::string& prefix, const std::string& lm_head, const ParamVisitor& f);
+  // Every parameter under its checkpoint name, for code that updates weights in place (training).
+  void visit_params(const ParamVisitor& f) {
+    VisitWalk w(f);
+    walk(w);
+  }
 
   // Embedding rows for token ids → out [n, D]. Throws on ids outside the vocabulary.
   void embed(const int32_t* ids, int64_t n, float* out) const;
@@ -96,6 +115,8 @@ class LlamaDecoder {
 
  private:
   LlamaConfig cfg_;
+  const LlamaNames* names_;
+  bool tie_lm_head_ = false;
   Weight embed_, lm_head_;
   std::vector<float> norm_;
   std::vector<LlamaLayer> layers_;

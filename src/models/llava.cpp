@@ -11,7 +11,7 @@ namespace mmn {
 
 LlavaConfig LlavaConfig::from_json(const JsonFile& config) {
   LlavaConfig c;
-  c.vision = ClipVisionConfig::from_json(config.sub("vision_config"));
+  c.vision = VitConfig::from_json(config.sub("vision_config"), clip_vision_defaults());
   const JsonFile text = config.sub("text_config");
   c.text = LlamaConfig::from_json(text);
   if (!text.has("vocab_size") && config.has("vocab_size")) c.text.vocab = config.get_int("vocab_size");
@@ -40,7 +40,8 @@ bool is_original_llava_config(const JsonFile& config) {
 LlavaConfig LlavaConfig::from_original_json(const JsonFile& config, const JsonFile& tower_config) {
   LlavaConfig c;
   c.original_layout = true;
-  c.vision = ClipVisionConfig::from_json(tower_config.has("vision_config") ? tower_config.sub("vision_config") : tower_config);
+  c.vision = VitConfig::from_json(tower_config.has("vision_config") ? tower_config.sub("vision_config") : tower_config,
+                                  clip_vision_defaults());
   c.text = LlamaConfig::from_json(config);  // transformers 4.31 has no rope_theta: base 10000 (the default)
   const int64_t layer = config.get_int("mm_vision_select_layer", -1);
   c.feature_state = static_cast<int>(layer < 0 ? c.vision.layers + 1 + layer : layer);
@@ -91,43 +92,57 @@ std::string resolve_vision_tower(const std::string& checkpoint_dir, const std::s
        "); pass --vision-tower DIR");
 }
 
+const LlavaNames kLlavaHfNames = {"vision_tower.vision_model.", "multi_modal_projector.linear_1",
+                                  "multi_modal_projector.linear_2", &kLlavaHfLlamaNames};
+const LlavaNames kLlavaOriginalNames = {"vision_model.", "model.mm_projector", nullptr, &kLlamaTopLlamaNames};
+
+LlavaModel::LlavaModel(const LlavaConfig& cfg, bool tie_lm_head)
+    : cfg_(cfg),
+      names_(cfg.original_layout ? &kLlavaOriginalNames : &kLlavaHfNames),
+      vision_(cfg.vision, kClipVitNames) {
+  decoder_ = std::make_unique<LlamaDecoder>(cfg.text, *names_->llama, tie_lm_head);
+  input_size_ = cfg.vision.image_size;
+  grid_ = cfg.keep_cls ? 0 : cfg.vision.grid();
+}
+
+void LlavaModel::walk(LayoutWalk& checkpoint, LayoutWalk& tower) {
+  const int64_t Dv = cfg_.vision.hidden, D = cfg_.text.hidden;
+  vision_.walk(tower, names_->tower_prefix);
+  walk_linear(checkpoint, names_->projector1, proj1_, {D, Dv, true});
+  if (names_->projector2) walk_linear(checkpoint, names_->projector2, proj2_, {D, D, true});
+  decoder_->walk(checkpoint);
+}
+
 std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonFile& config, const LoadOptions& opt) {
   namespace fs = std::filesystem;
-  auto m = std::make_unique<LlavaModel>();
-  m->dir_ = dir;
   const bool original = is_original_llava_config(config);
   std::string tower_dir;
+  LlavaConfig cfg;
   if (original) {
     tower_dir = resolve_vision_tower(dir, config.get_string("mm_vision_tower"), opt.vision_tower);
-    m->cfg_ = LlavaConfig::from_original_json(config, JsonFile::load((fs::path(tower_dir) / "config.json").string()));
+    cfg = LlavaConfig::from_original_json(config, JsonFile::load((fs::path(tower_dir) / "config.json").string()));
   } else {
-    m->cfg_ = LlavaConfig::from_json(config);
+    cfg = LlavaConfig::from_json(config);
   }
-  const ClipVisionConfig& vcfg = m->cfg_.vision;
-  const LlamaConfig& tcfg = m->cfg_.text;
-
-  m->image_processor_ = load_image_processor_config((fs::path(original ? tower_dir : dir) / "preprocessor_config.json").string());
-  m->ck_ = SafetensorsCheckpoint::open(dir);
+  const ImageProcessorConfig proc =
+      load_image_processor_config((fs::path(original ? tower_dir : dir) / "preprocessor_config.json").string());
+  SafetensorsCheckpoint ck = SafetensorsCheckpoint::open(dir);
+  const bool tie = cfg.text.tie_word_embeddings && !ck.has((original ? kLlavaOriginalNames : kLlavaHfNames).llama->lm_head);
+  auto m = std::make_unique<LlavaModel>(cfg, tie);
+  m->dir_ = dir;
+  m->image_processor_ = proc;
+  m->ck_ = std::move(ck);
+  LoadWalk main(m->ck_);
   if (original) {
     m->tower_ck_ = SafetensorsCheckpoint::open(tower_dir);
-    m->vision_ = ClipVisionTower::load(m->tower_ck_, vcfg, "vision_model.");
+    LoadWalk tower(m->tower_ck_);
+    m->walk(main, tower);
   } else {
-    m->vision_ = ClipVisionTower::load(m->ck_, vcfg, "vision_tower.vision_model.");
-  }
-  m->input_size_ = vcfg.image_size;
-  const int64_t P = vcfg.patches();
-  m->grid_ = m->cfg_.keep_cls ? 0 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
-  if (original) {
-    m->proj1_ = LinearW::load(m->ck_, "model.mm_projector", tcfg.hidden, vcfg.hidden, true);
-    m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "model.", "lm_head.weight");
-  } else {
-    m->proj1_ = LinearW::load(m->ck_, "multi_modal_projector.linear_1", tcfg.hidden, vcfg.hidden, true);
-    m->proj2_ = LinearW::load(m->ck_, "multi_modal_projector.linear_2", tcfg.hidden, tcfg.hidden, true);
-    m->decoder_ = LlamaDecoder::load(m->ck_, tcfg, "language_model.model.", "language_model.lm_head.weight");
+    m->walk(main, main);
   }
   m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > tcfg.vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", tcfg.vocab);
+  if (m->tokenizer_->vocab_size() > cfg.text.vocab)
+    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", cfg.text.vocab);
   m->load_eos(m->tokenizer_->eos_id());
   return m;
 }
@@ -142,10 +157,10 @@ std::string LlavaModel::prompt(const PromptText& p) const {
 }
 
 std::vector<float> LlavaModel::encode_image(const PreprocessedImage& px, Trace* trace) const {
-  const ClipVisionConfig& vc = vision_->config();
+  const VitConfig& vc = vision_.config();
   const int64_t Dv = vc.hidden, P = vc.patches(), D = decoder_->config().hidden;
   std::vector<float> all;
-  std::vector<float> state = vision_->forward(px.pixel_values.data(), cfg_.feature_state, trace ? &all : nullptr);
+  std::vector<float> state = vision_.forward(px.pixel_values.data(), cfg_.feature_state, trace ? &all : nullptr);
   const int64_t n = cfg_.image_tokens();
   std::vector<float> selected(state.begin() + (cfg_.keep_cls ? 0 : Dv), state.end());
   std::vector<float> mid(n * D), out(n * D);

@@ -11,14 +11,14 @@
 #pragma once
 #include <memory>
 
-#include "models/clip.h"
+#include "models/vit.h"
 #include "models/vlm.h"
 
 namespace mmn {
 
 // What config.json says about a LLaVA checkpoint (shared by inference and training).
 struct LlavaConfig {
-  ClipVisionConfig vision;
+  VitConfig vision;
   LlamaConfig text;
   int feature_state = 0;    // index into the vision hidden states (vision_feature_layer)
   bool keep_cls = false;    // vision_feature_select_strategy "full"
@@ -39,9 +39,31 @@ bool is_original_llava_config(const JsonFile& config);
 // also <checkpoint>/../<name>; else a one-line error suggesting --vision-tower.
 std::string resolve_vision_tower(const std::string& checkpoint_dir, const std::string& value, const std::string& given);
 
+// Where each layout keeps its tensors (beyond the ViT and LLaMA tables).
+struct LlavaNames {
+  const char* tower_prefix;  // the CLIP vision model, in the checkpoint or the separate tower
+  const char* projector1;    // the (first) projector linear
+  const char* projector2;    // the second, after the activation; nullptr: one linear
+  const LlamaNames* llama;
+};
+extern const LlavaNames kLlavaHfNames;        // LlavaForConditionalGeneration
+extern const LlavaNames kLlavaOriginalNames;  // LlavaLlamaForCausalLM (v1.0.2) + CLIPModel tower
+
 class LlavaModel : public VisionLanguageModel {
  public:
   static std::unique_ptr<LlavaModel> load(const std::string& dir, const JsonFile& config, const LoadOptions& opt = {});
+  // Sized from the config; walk() then binds the tensors.
+  LlavaModel(const LlavaConfig& cfg, bool tie_lm_head);
+  // Every tensor, in checkpoint order: those of the checkpoint, and those of the
+  // separate vision tower checkpoint (the original layout; for the Hugging Face
+  // layout the tower is in the checkpoint and both walks are the same).
+  void walk(LayoutWalk& checkpoint, LayoutWalk& tower);
+
+  // The parts, for training (grad/).
+  const LlavaConfig& config() const { return cfg_; }
+  const VitTower& vision() const { return vision_; }
+  const LinearW& projector1() const { return proj1_; }
+  const LinearW& projector2() const { return proj2_; }
 
   std::string family() const override { return cfg_.original_layout ? "llava-v1" : "llava"; }
   std::string prompt(const PromptText& p) const override;
@@ -52,8 +74,9 @@ class LlavaModel : public VisionLanguageModel {
                             Trace* trace) const override;
 
  private:
-  std::unique_ptr<ClipVisionTower> vision_;
   LlavaConfig cfg_;
+  const LlavaNames* names_;
+  VitTower vision_;
   LinearW proj1_, proj2_;  // proj2_ empty in the original layout (one linear)
   SafetensorsCheckpoint tower_ck_;  // the original layout's separate tower checkpoint
   int grid_ = 0;

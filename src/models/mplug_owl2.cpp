@@ -53,106 +53,79 @@ constexpr float kTorchLnEps = 1e-5f;  // nn.LayerNorm's default: norm1, normk, n
 
 }  // namespace
 
-std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, const JsonFile& config) {
-  namespace fs = std::filesystem;
-  auto m = std::make_unique<MplugOwl2Model>();
-  m->dir_ = dir;
+MplugOwl2Model::MplugOwl2Model(const JsonFile& config, bool tie_lm_head) {
   const LlamaConfig tcfg = LlamaConfig::from_json(config);
   const JsonFile vis = sub_or_empty(config, "visual_config");
   const JsonFile vj = sub_or_empty(vis, "visual_model");
   const JsonFile aj = sub_or_empty(vis, "visual_abstractor");
-
-  // visual_model with MplugOwlVisionConfig's defaults (ViT-L/14 at 448).
-  const int64_t Dv = vj.get_int("hidden_size", 1024), Iv = vj.get_int("intermediate_size", 4096);
-  const int Lv = static_cast<int>(vj.get_int("num_hidden_layers", 24));
-  const int heads = static_cast<int>(vj.get_int("num_attention_heads", 16));
-  const int S = static_cast<int>(vj.get_int("image_size", 448)), p = static_cast<int>(vj.get_int("patch_size", 14));
-  const float veps = static_cast<float>(vj.get_double("layer_norm_eps", 1e-6));
-  const Activation vact = parse_activation(vj.get_string("hidden_act", "quick_gelu"), vj.path());
-  if (Dv <= 0 || Iv <= 0 || Lv <= 0 || heads <= 0 || p <= 0 || S < p)
-    fail(vj.path(), ": visual_model sizes must be positive");
-  if (Dv % heads) fail(vj.path(), ": visual_model hidden_size is not a multiple of num_attention_heads");
-  if (S % p) fail(vj.path(), ": visual_model image_size is not a multiple of patch_size");
-  const int grid = S / p;
-  const int64_t Np = static_cast<int64_t>(grid) * grid;
+  const VitConfig vc = VitConfig::from_json(vj, owl2_vision_defaults());
 
   // visual_abstractor with MplugOwlVisualAbstractorConfig's defaults.
-  const int64_t Ha = aj.get_int("hidden_size", 1024), Ia = aj.get_int("intermediate_size", 2816);
+  a_hidden_ = aj.get_int("hidden_size", 1024);
+  a_inter_ = aj.get_int("intermediate_size", 2816);
   const int La = static_cast<int>(aj.get_int("num_hidden_layers", 6));
-  m->a_heads_ = static_cast<int>(aj.get_int("num_attention_heads", 16));
-  m->n_queries_ = aj.get_int("num_learnable_queries", 64);
-  m->ffn_eps_ = static_cast<float>(aj.get_double("layer_norm_eps", 1e-6));
-  if (Ha <= 0 || Ia <= 0 || La <= 0 || m->a_heads_ <= 0 || m->n_queries_ <= 0)
+  a_heads_ = static_cast<int>(aj.get_int("num_attention_heads", 16));
+  n_queries_ = aj.get_int("num_learnable_queries", 64);
+  ffn_eps_ = static_cast<float>(aj.get_double("layer_norm_eps", 1e-6));
+  if (a_hidden_ <= 0 || a_inter_ <= 0 || La <= 0 || a_heads_ <= 0 || n_queries_ <= 0)
     fail(aj.path(), ": visual_abstractor sizes must be positive");
-  if (Ha % m->a_heads_) fail(aj.path(), ": visual_abstractor hidden_size is not a multiple of num_attention_heads");
-  if (Ha != Dv || aj.get_int("encoder_hidden_size", Dv) != Dv)
-    aj.fail_key("hidden_size", "and encoder_hidden_size must equal the vision hidden_size " + std::to_string(Dv));
-  if (aj.get_int("grid_size", grid) != grid)
-    aj.fail_key("grid_size", "must be image_size / patch_size = " + std::to_string(grid));
-  m->a_hidden_ = Ha;
+  if (a_hidden_ % a_heads_) fail(aj.path(), ": visual_abstractor hidden_size is not a multiple of num_attention_heads");
+  if (a_hidden_ != vc.hidden || aj.get_int("encoder_hidden_size", vc.hidden) != vc.hidden)
+    aj.fail_key("hidden_size", "and encoder_hidden_size must equal the vision hidden_size " + std::to_string(vc.hidden));
+  if (aj.get_int("grid_size", vc.grid()) != vc.grid())
+    aj.fail_key("grid_size", "must be image_size / patch_size = " + std::to_string(vc.grid()));
+  alayers_.resize(La);
 
-  m->image_processor_ = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
-  m->ck_ = SafetensorsCheckpoint::open(dir);
-  const SafetensorsCheckpoint& ck = m->ck_;
+  vision_ = VitTower(vc, kOwl2VitNames);
+  input_size_ = vc.image_size;
+  decoder_ = std::make_unique<LlamaDecoder>(tcfg, kOwl2LlamaNames, tie_lm_head);
+  // The abstractor's sin-cos position terms are computed, not stored.
+  std::vector<float> qpos(n_queries_);
+  for (int64_t i = 0; i < n_queries_; ++i) qpos[i] = static_cast<float>(i);
+  q_pos_ = sincos_1d(a_hidden_, qpos);
+  k_pos_ = sincos_2d_with_cls(a_hidden_, vc.grid());
+}
 
-  // Vision tower: no patch bias, pre_layernorm, head-major query_key_value, post_layernorm.
-  const std::string v = "model.vision_model.";
-  VitTower& t = m->vision_;
-  t.image_size = S;
-  m->input_size_ = S;
-  t.patch = p;
-  t.eps = veps;
-  t.patch_w = Weight::from(ck.get(v + "embeddings.patch_embed.weight", {Dv, 3, p, p}));
-  t.cls = to_f32(ck.get(v + "embeddings.cls_token", {1, 1, Dv}));
-  t.pos = to_f32(ck.get(v + "embeddings.position_embedding", {1, Np + 1, Dv}));
-  t.pre_ln = NormW::load(ck, v + "embeddings.pre_layernorm", Dv, true);
-  t.post_ln = NormW::load(ck, v + "post_layernorm", Dv, true);
-  for (int l = 0; l < Lv; ++l) {
-    const std::string lp = v + "encoder.layers." + std::to_string(l) + ".";
-    VitLayer L;
-    L.ln1 = NormW::load(ck, lp + "input_layernorm", Dv, true);
-    L.ln2 = NormW::load(ck, lp + "post_attention_layernorm", Dv, true);
-    L.qkv_head_major = LinearW::load(ck, lp + "self_attn.query_key_value", 3 * Dv, Dv, true);
-    L.o = LinearW::load(ck, lp + "self_attn.dense", Dv, Dv, true);
-    L.fc1 = LinearW::load(ck, lp + "mlp.fc1", Iv, Dv, true);
-    L.fc2 = LinearW::load(ck, lp + "mlp.fc2", Dv, Iv, true);
-    L.heads = heads;
-    L.eps = veps;
-    L.act = vact;
-    t.layers.push_back(std::move(L));
-  }
-
-  // Visual abstractor. The sin-cos position terms are not in the checkpoint.
+void MplugOwl2Model::walk(LayoutWalk& w) {
+  const int64_t Ha = a_hidden_, Ia = a_inter_, Dv = vision_.hidden(), D = decoder_->config().hidden;
+  vision_.walk(w, "model.vision_model.");
   const std::string a = "model.visual_abstractor.";
-  const int64_t D = tcfg.hidden;
-  m->query_embeds_ = to_f32(ck.get(a + "query_embeds", {1, m->n_queries_, Ha}));
-  m->vit_eos_ = to_f32(ck.get(a + "vit_eos", {1, 1, D}));
-  m->visual_fc_ = LinearW::load(ck, a + "visual_fc", D, Ha, true);
-  for (int l = 0; l < La; ++l) {
-    const std::string lp = a + "encoder.layers." + std::to_string(l) + ".crossattention.";
-    AbstractorLayer L;
-    L.norm1 = NormW::load(ck, lp + "norm1", Ha, true);
-    L.normk = NormW::load(ck, lp + "normk", Ha, true);
-    L.q = LinearW::load(ck, lp + "attention.query", Ha, Ha, true);
-    L.k = LinearW::load(ck, lp + "attention.key", Ha, Dv, true);
-    L.v = LinearW::load(ck, lp + "attention.value", Ha, Dv, true);
-    L.out_proj = LinearW::load(ck, lp + "output.out_proj", Ha, Ha, true);
-    L.norm2 = NormW::load(ck, lp + "output.norm2", Ha, true);
-    L.w1 = LinearW::load(ck, lp + "output.mlp.w1", Ia, Ha, true);
-    L.w3 = LinearW::load(ck, lp + "output.mlp.w3", Ia, Ha, true);
-    L.w2 = LinearW::load(ck, lp + "output.mlp.w2", Ha, Ia, true);
-    L.ffn_ln = NormW::load(ck, lp + "output.mlp.ffn_ln", Ia, true);
-    m->alayers_.push_back(std::move(L));
+  w.vector({a + "query_embeds", {1, n_queries_, Ha}, TensorRole::Learned}, query_embeds_);
+  w.vector({a + "vit_eos", {1, 1, D}, TensorRole::Embedding}, vit_eos_);
+  walk_linear(w, a + "visual_fc", visual_fc_, {D, Ha, true});
+  for (size_t l = 0; l < alayers_.size(); ++l) {
+    const std::string p = a + "encoder.layers." + std::to_string(l) + ".crossattention.";
+    AbstractorLayer& L = alayers_[l];
+    walk_norm(w, p + "norm1", L.norm1, Ha, true);
+    walk_norm(w, p + "normk", L.normk, Ha, true);
+    walk_linear(w, p + "attention.query", L.q, {Ha, Ha, true});
+    walk_linear(w, p + "attention.key", L.k, {Ha, Dv, true});
+    walk_linear(w, p + "attention.value", L.v, {Ha, Dv, true});
+    walk_linear(w, p + "output.out_proj", L.out_proj, {Ha, Ha, true});
+    walk_norm(w, p + "output.norm2", L.norm2, Ha, true);
+    walk_linear(w, p + "output.mlp.w1", L.w1, {Ia, Ha, true});
+    walk_linear(w, p + "output.mlp.w3", L.w3, {Ia, Ha, true});
+    walk_linear(w, p + "output.mlp.w2", L.w2, {Ha, Ia, true});
+    walk_norm(w, p + "output.mlp.ffn_ln", L.ffn_ln, Ia, true);
   }
-  std::vector<float> qpos(m->n_queries_);
-  for (int64_t i = 0; i < m->n_queries_; ++i) qpos[i] = static_cast<float>(i);
-  m->q_pos_ = sincos_1d(Ha, qpos);
-  m->k_pos_ = sincos_2d_with_cls(Ha, grid);
+  decoder_->walk(w);
+}
 
-  m->decoder_ = LlamaDecoder::load(ck, tcfg, "model.", "lm_head.weight", /*multiway=*/true);
+std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, const JsonFile& config) {
+  namespace fs = std::filesystem;
+  const ImageProcessorConfig proc = load_image_processor_config((fs::path(dir) / "preprocessor_config.json").string());
+  SafetensorsCheckpoint ck = SafetensorsCheckpoint::open(dir);
+  const bool tie = config.get_bool("tie_word_embeddings", false) && !ck.has(kOwl2LlamaNames.lm_head);
+  auto m = std::make_unique<MplugOwl2Model>(config, tie);
+  m->dir_ = dir;
+  m->image_processor_ = proc;
+  m->ck_ = std::move(ck);
+  LoadWalk w(m->ck_);
+  m->walk(w);
+  const int64_t vocab = m->decoder_->config().vocab;
   m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > tcfg.vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", tcfg.vocab);
+  if (m->tokenizer_->vocab_size() > vocab)
+    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", vocab);
   m->load_eos(m->tokenizer_->eos_id());
   return m;
 }
@@ -165,7 +138,7 @@ std::vector<float> MplugOwl2Model::encode_image(const PreprocessedImage& px, Tra
   const int64_t T = vision_.tokens(), Dv = vision_.hidden(), H = a_hidden_, NQ = n_queries_, n = NQ + T;
   const int hd = static_cast<int>(H / a_heads_);
   std::vector<float> all;
-  const std::vector<float> img = vision_.forward(px.pixel_values.data(), trace ? &all : nullptr);
+  const std::vector<float> img = vision_.forward_last(px.pixel_values.data(), trace ? &all : nullptr);
 
   std::vector<float> x = query_embeds_, layer_outs;
   std::vector<float> kv_in(n * H), tmp(n * H), q(NQ * H), k(n * H), val(n * H), ctx(NQ * H);
@@ -203,7 +176,7 @@ std::vector<float> MplugOwl2Model::encode_image(const PreprocessedImage& px, Tra
   std::memcpy(feats.data() + NQ * D, vit_eos_.data(), D * sizeof(float));
   if (trace) {
     trace->add("pixel_values", {1, 3, px.height, px.width}, px.pixel_values);
-    trace->add("vision_hidden_states", {static_cast<int64_t>(vision_.layers.size()) + 1, T, Dv}, std::move(all));
+    trace->add("vision_hidden_states", {vision_.config().layers + 1, T, Dv}, std::move(all));
     trace->add("vision_last_hidden_state", {T, Dv}, img);
     trace->add("abstractor_q_pos_embed", {NQ, H}, q_pos_);
     trace->add("abstractor_k_pos_embed", {T, H}, k_pos_);

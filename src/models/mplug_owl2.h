@@ -7,6 +7,7 @@
 #pragma once
 #include <memory>
 
+#include "models/vit.h"
 #include "models/vlm.h"
 
 namespace mmn {
@@ -19,6 +20,10 @@ struct AbstractorLayer {
 class MplugOwl2Model : public VisionLanguageModel {
  public:
   static std::unique_ptr<MplugOwl2Model> load(const std::string& dir, const JsonFile& config);
+  // Sized from config.json; walk() then binds the tensors.
+  MplugOwl2Model(const JsonFile& config, bool tie_lm_head);
+  // Every tensor of the checkpoint, in checkpoint order.
+  void walk(LayoutWalk& w);
 
   std::string family() const override { return "mplug-owl2"; }
   // "USER: <|image|>{query} ASSISTANT: {prefix}" (conversation template mplug_owl2).
@@ -33,7 +38,7 @@ class MplugOwl2Model : public VisionLanguageModel {
 
  private:
   VitTower vision_;
-  int64_t n_queries_ = 0, a_hidden_ = 0;
+  int64_t n_queries_ = 0, a_hidden_ = 0, a_inter_ = 0;
   int a_heads_ = 1;
   float ffn_eps_ = 1e-6f;
   std::vector<float> query_embeds_;  // [NQ, Ha]

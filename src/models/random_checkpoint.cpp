@@ -8,12 +8,16 @@
 #include <set>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "io/tokenizer.h"
+#include "io/torch_save.h"
 #include "io/tokenizer_train.h"
 #include "kernels/convert.h"
 #include "kernels/threading.h"
+#include "models/vlm.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -26,12 +30,16 @@ struct LlavaShape {
   int64_t v_hidden, v_inter, v_layers, v_heads, image, patch;
   int64_t t_hidden, t_inter, t_layers, t_heads, t_kv, vocab;
   double rms_eps, rope_theta;
+  bool original = false;  // the original LLaVA v1.0.2 layout with a separate CLIP tower
 };
 
 LlavaShape llava_shape(const std::string& preset) {
   if (preset == "tiny") return {32, 64, 2, 4, 56, 14, 64, 160, 3, 4, 2, 32064, 1e-5, 10000.0};
   if (preset == "llava-1.5-7b") return {1024, 4096, 24, 16, 336, 14, 4096, 11008, 32, 32, 32, 32064, 1e-5, 10000.0};
   if (preset == "llava-1.5-13b") return {1024, 4096, 24, 16, 336, 14, 5120, 13824, 40, 40, 40, 32064, 1e-5, 10000.0};
+  // liuhaotian/llava-llama-2-13b-chat-lightning-preview: LLaMA-2-13B-chat, CLIP ViT-L/14 at 224.
+  if (preset == "tiny-llava-v1") return {32, 64, 2, 4, 56, 14, 64, 160, 3, 4, 4, 0, 1e-5, 10000.0, true};
+  if (preset == "llava-v1-13b") return {1024, 4096, 24, 16, 224, 14, 5120, 13824, 40, 40, 40, 32000, 1e-5, 10000.0, true};
   std::string known;
   for (auto& p : random_presets()) known += (known.empty() ? "" : ", ") + p;
   fail("--preset: unknown preset '", preset, "' (known: ", known, ")");
@@ -63,61 +71,6 @@ json llava_config(const LlavaShape& s, DType dtype) {
           {"vocab_size", s.vocab}};
 }
 
-// How a tensor is initialised: around `center` with standard deviation `std`.
-struct Init {
-  TensorSpec spec;
-  float center, std;
-};
-
-std::vector<Init> llava_tensors(const LlavaShape& s, DType dt) {
-  std::vector<Init> t;
-  auto lin = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-    t.push_back({{name + ".weight", dt, {out, in}}, 0.f, 1.f / std::sqrt(static_cast<float>(in))});
-    if (bias) t.push_back({{name + ".bias", dt, {out}}, 0.f, 0.02f});
-  };
-  auto norm = [&](const std::string& name, int64_t d, bool bias) {
-    t.push_back({{name + ".weight", dt, {d}}, 1.f, 0.02f});
-    if (bias) t.push_back({{name + ".bias", dt, {d}}, 0.f, 0.02f});
-  };
-  const int64_t P = (s.image / s.patch) * (s.image / s.patch);
-  const std::string v = "vision_tower.vision_model.";
-  t.push_back({{v + "embeddings.class_embedding", dt, {s.v_hidden}}, 0.f, 0.02f});
-  t.push_back({{v + "embeddings.patch_embedding.weight", dt, {s.v_hidden, 3, s.patch, s.patch}}, 0.f,
-               1.f / std::sqrt(3.f * s.patch * s.patch)});
-  t.push_back({{v + "embeddings.position_embedding.weight", dt, {P + 1, s.v_hidden}}, 0.f, 0.02f});
-  norm(v + "pre_layrnorm", s.v_hidden, true);
-  for (int64_t l = 0; l < s.v_layers; ++l) {
-    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
-    norm(p + "layer_norm1", s.v_hidden, true);
-    norm(p + "layer_norm2", s.v_hidden, true);
-    lin(p + "mlp.fc1", s.v_inter, s.v_hidden, true);
-    lin(p + "mlp.fc2", s.v_hidden, s.v_inter, true);
-    for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"})
-      lin(p + "self_attn." + n, s.v_hidden, s.v_hidden, true);
-  }
-  norm(v + "post_layernorm", s.v_hidden, true);
-  lin("multi_modal_projector.linear_1", s.t_hidden, s.v_hidden, true);
-  lin("multi_modal_projector.linear_2", s.t_hidden, s.t_hidden, true);
-  const std::string m = "language_model.model.";
-  const int64_t kv = s.t_hidden / s.t_heads * s.t_kv;
-  t.push_back({{m + "embed_tokens.weight", dt, {s.vocab, s.t_hidden}}, 0.f, 1.f});
-  for (int64_t l = 0; l < s.t_layers; ++l) {
-    const std::string p = m + "layers." + std::to_string(l) + ".";
-    norm(p + "input_layernorm", s.t_hidden, false);
-    norm(p + "post_attention_layernorm", s.t_hidden, false);
-    lin(p + "mlp.gate_proj", s.t_inter, s.t_hidden, false);
-    lin(p + "mlp.up_proj", s.t_inter, s.t_hidden, false);
-    lin(p + "mlp.down_proj", s.t_hidden, s.t_inter, false);
-    lin(p + "self_attn.q_proj", s.t_hidden, s.t_hidden, false);
-    lin(p + "self_attn.k_proj", kv, s.t_hidden, false);
-    lin(p + "self_attn.v_proj", kv, s.t_hidden, false);
-    lin(p + "self_attn.o_proj", s.t_hidden, s.t_hidden, false);
-  }
-  norm(m + "norm", s.t_hidden, false);
-  lin("language_model.lm_head", s.vocab, s.t_hidden, false);
-  return t;
-}
-
 // Counter-based generator: value i of tensor k depends only on (seed, k, i),
 // so chunks can be generated in parallel and the output is reproducible.
 inline uint64_t mix(uint64_t x) {
@@ -147,39 +100,97 @@ const char* kTokenizerCorpus[] = {
     "Snow covered mountains under a clear sky, a lake and a small wooden house.",
 };
 
-// Streams the tensors of `inits` into <out>/model.safetensors.
-void write_tensors(const RandomCheckpointOptions& opt, const std::vector<Init>& inits,
-                   const std::function<void(size_t, size_t)>& progress) {
+// How make-random initialises a tensor of the layout: around `center` with
+// standard deviation `std` — unit-variance activations through linears
+// (1/√fan_in), unit-scale token embeddings, small biases, learned tables and
+// norm perturbations; RoPE buffers get their exact values.
+struct Init {
+  float center, std;
+};
+
+Init random_init(const TensorDesc& t) {
+  switch (t.role) {
+    case TensorRole::Weight: return {0.f, 1.f / std::sqrt(static_cast<float>(t.fan_in))};
+    case TensorRole::Bias: return {0.f, 0.02f};
+    case TensorRole::Norm: return {1.f, 0.02f};
+    case TensorRole::NormBias: return {0.f, 0.02f};
+    case TensorRole::Embedding: return {0.f, 1.f};
+    case TensorRole::Learned: return {0.f, 0.02f};
+    case TensorRole::Rotary: return {0.f, 0.f};
+  }
+  return {0.f, 0.f};
+}
+
+// Streams the tensors of `layout` into dir/model.safetensors or torch.save
+// shards. Value i of tensor k depends only on (seed, stream, k, i).
+void write_tensors(const RandomCheckpointOptions& opt, const std::string& dir, const std::vector<TensorDesc>& layout,
+                   uint64_t stream, double rope_theta, const std::function<void(size_t, size_t)>& progress,
+                   size_t& done, size_t total) {
   namespace fs = std::filesystem;
   std::vector<TensorSpec> specs;
-  size_t total = 0;
-  for (auto& i : inits) {
-    specs.push_back(i.spec);
-    total += i.spec.nbytes();
-  }
-  size_t done = 0;
+  for (const TensorDesc& t : layout)
+    specs.push_back({t.name, t.role == TensorRole::Rotary ? DType::F32 : opt.dtype, t.shape});
   const int64_t chunk = 1 << 20;
   std::vector<float> f32(chunk);
   std::vector<uint8_t> bytes(chunk * 4);
-  write_safetensors((fs::path(opt.out) / "model.safetensors").string(), specs, {{"format", "pt"}},
-                    [&](const TensorSpec& spec, std::FILE* out) {
-                      size_t k = 0;
-                      while (inits[k].spec.name != spec.name) ++k;
-                      const Init& in = inits[k];
-                      const int64_t n = static_cast<int64_t>(spec.nbytes() / dtype_size(spec.dtype));
-                      const uint64_t base = mix(opt.seed ^ mix(k + 1));
-                      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-                        const int64_t m = std::min(chunk, n - c0);
+  auto fill = [&](const TensorSpec& spec, std::FILE* out) {
+    size_t k = 0;
+    while (layout[k].name != spec.name) ++k;
+    const TensorDesc& t = layout[k];
+    const Init in = random_init(t);
+    const int64_t n = static_cast<int64_t>(spec.nbytes() / dtype_size(spec.dtype));
+    const uint64_t base = mix(opt.seed ^ mix(stream + k + 1));
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+      const int64_t m = std::min(chunk, n - c0);
+      if (t.role == TensorRole::Rotary) {
+        for (int64_t i = 0; i < m; ++i)  // θ^(−2i/d), d = 2n
+          f32[i] = static_cast<float>(std::pow(rope_theta, -static_cast<double>(c0 + i) / n));
+      } else {
 #pragma omp parallel for num_threads(num_threads())
-                        for (int64_t i = 0; i < m; ++i)
-                          f32[i] = in.center + in.std * approx_normal(mix(base + static_cast<uint64_t>(c0 + i)));
-                        convert_from_f32(spec.dtype, f32.data(), bytes.data(), m);
-                        const size_t nb = static_cast<size_t>(m) * dtype_size(spec.dtype);
-                        if (std::fwrite(bytes.data(), 1, nb, out) != nb) fail(opt.out, ": write failed (disk full?)");
-                        done += nb;
-                        if (progress) progress(done, total);
-                      }
-                    });
+        for (int64_t i = 0; i < m; ++i)
+          f32[i] = in.center + in.std * approx_normal(mix(base + static_cast<uint64_t>(c0 + i)));
+      }
+      convert_from_f32(spec.dtype, f32.data(), bytes.data(), m);
+      const size_t nb = static_cast<size_t>(m) * dtype_size(spec.dtype);
+      if (std::fwrite(bytes.data(), 1, nb, out) != nb) fail(dir, ": write failed (disk full?)");
+      done += nb;
+      if (progress) progress(done, total);
+    }
+  };
+  if (opt.format == "bin") {
+    // transformers' default max_shard_size when these checkpoints were saved.
+    write_torch_sharded(dir, specs, 10'000'000'000ull, fill);
+  } else if (opt.format == "safetensors") {
+    write_safetensors((fs::path(dir) / "model.safetensors").string(), specs, {{"format", "pt"}}, fill);
+  } else {
+    fail("--format: must be safetensors or bin, not '", opt.format, "'");
+  }
+}
+
+// Writes every tensor that <dir>/config.json's layout holds (and, for the
+// original LLaVA layout, its tower's into tower_dir): the walks loading uses.
+void write_layout(const RandomCheckpointOptions& opt, const std::string& dir, const std::string& tower_dir,
+                  const std::function<void(size_t, size_t)>& progress) {
+  namespace fs = std::filesystem;
+  const JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
+  std::optional<JsonFile> tower;
+  if (!tower_dir.empty()) tower = JsonFile::load((fs::path(tower_dir) / "config.json").string());
+  const CheckpointLayout layout = describe_checkpoint(config, tower ? &*tower : nullptr);
+  auto bytes = [&](const std::vector<TensorDesc>& ts) {
+    size_t b = 0;
+    for (const TensorDesc& t : ts) {
+      size_t n = dtype_size(t.role == TensorRole::Rotary ? DType::F32 : opt.dtype);
+      for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+      b += n;
+    }
+    return b;
+  };
+  const size_t total = bytes(layout.tensors) + bytes(layout.tower_tensors);
+  size_t done = 0;
+  const double theta = config.get_double("rope_theta", 10000.0);
+  if (!layout.tower_tensors.empty())
+    write_tensors(opt, tower_dir, layout.tower_tensors, 1u << 20, theta, progress, done, total);
+  write_tensors(opt, dir, layout.tensors, 0, theta, progress, done, total);
 }
 
 // ---- InstructBLIP and mPLUG-Owl2 presets ----
@@ -202,127 +213,6 @@ bool family_shape(const std::string& preset, FamilyShape* s) {
     *s = {false, 1024, 4096, 24, 16, 448, 14, 1024, 2816, 6, 16, 64, 0, 4096, 11008, 32, 32, 32000, 1e-5};
   else return false;
   return true;
-}
-
-struct TensorList {
-  DType dt;
-  std::vector<Init> t;
-  void add(const std::string& name, std::vector<int64_t> shape, float center, float std) {
-    t.push_back({{name, dt, std::move(shape)}, center, std});
-  }
-  void lin(const std::string& name, int64_t out, int64_t in, bool bias) {
-    add(name + ".weight", {out, in}, 0.f, 1.f / std::sqrt(static_cast<float>(in)));
-    if (bias) add(name + ".bias", {out}, 0.f, 0.02f);
-  }
-  void norm(const std::string& name, int64_t d, bool bias) {
-    add(name + ".weight", {d}, 1.f, 0.02f);
-    if (bias) add(name + ".bias", {d}, 0.f, 0.02f);
-  }
-  // A LLaMA decoder (no GQA); multiway: mPLUG-Owl2's per-modality norms and k/v.
-  void llama(const std::string& m, const std::string& lm_head, const FamilyShape& s, bool multiway) {
-    add(m + "embed_tokens.weight", {s.vocab, s.t_hidden}, 0.f, 1.f);
-    for (int64_t l = 0; l < s.t_layers; ++l) {
-      const std::string p = m + "layers." + std::to_string(l) + ".";
-      for (const std::string& way : multiway ? std::vector<std::string>{".multiway.0", ".multiway.1"}
-                                            : std::vector<std::string>{""}) {
-        norm(p + "input_layernorm" + way, s.t_hidden, false);
-        norm(p + "post_attention_layernorm" + way, s.t_hidden, false);
-        lin(p + "self_attn.k_proj" + way, s.t_hidden, s.t_hidden, false);
-        lin(p + "self_attn.v_proj" + way, s.t_hidden, s.t_hidden, false);
-      }
-      lin(p + "self_attn.q_proj", s.t_hidden, s.t_hidden, false);
-      lin(p + "self_attn.o_proj", s.t_hidden, s.t_hidden, false);
-      lin(p + "mlp.gate_proj", s.t_inter, s.t_hidden, false);
-      lin(p + "mlp.up_proj", s.t_inter, s.t_hidden, false);
-      lin(p + "mlp.down_proj", s.t_hidden, s.t_inter, false);
-    }
-    norm(m + "norm", s.t_hidden, false);
-    lin(lm_head, s.vocab, s.t_hidden, false);
-  }
-};
-
-std::vector<Init> instructblip_tensors(const FamilyShape& s, int64_t q_vocab, DType dt) {
-  TensorList t{dt, {}};
-  const int64_t Dv = s.v_hidden, Hq = s.b_hidden, P = (s.image / s.patch) * (s.image / s.patch);
-  const std::string v = "vision_model.";
-  t.add(v + "embeddings.class_embedding", {1, 1, Dv}, 0.f, 0.02f);
-  t.add(v + "embeddings.patch_embedding.weight", {Dv, 3, s.patch, s.patch}, 0.f, 1.f / std::sqrt(3.f * s.patch * s.patch));
-  t.add(v + "embeddings.patch_embedding.bias", {Dv}, 0.f, 0.02f);
-  t.add(v + "embeddings.position_embedding", {1, P + 1, Dv}, 0.f, 0.02f);
-  for (int64_t l = 0; l < s.v_layers; ++l) {
-    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
-    t.norm(p + "layer_norm1", Dv, true);
-    t.norm(p + "layer_norm2", Dv, true);
-    t.lin(p + "self_attn.qkv", 3 * Dv, Dv, true);
-    t.lin(p + "self_attn.projection", Dv, Dv, true);
-    t.lin(p + "mlp.fc1", s.v_inter, Dv, true);
-    t.lin(p + "mlp.fc2", Dv, s.v_inter, true);
-  }
-  t.norm(v + "post_layernorm", Dv, true);
-  t.add("query_tokens", {1, s.queries, Hq}, 0.f, 0.02f);
-  const std::string q = "qformer.";
-  t.add(q + "embeddings.word_embeddings.weight", {q_vocab, Hq}, 0.f, 0.02f);
-  t.add(q + "embeddings.position_embeddings.weight", {512, Hq}, 0.f, 0.02f);
-  t.norm(q + "embeddings.layernorm", Hq, true);
-  for (int64_t l = 0; l < s.b_layers; ++l) {
-    const std::string p = q + "encoder.layer." + std::to_string(l) + ".";
-    for (const char* n : {"query", "key", "value"}) t.lin(p + "attention.attention." + n, Hq, Hq, true);
-    t.lin(p + "attention.output.dense", Hq, Hq, true);
-    t.norm(p + "attention.output.LayerNorm", Hq, true);
-    if (l % s.cross_freq == 0) {
-      t.lin(p + "crossattention.attention.query", Hq, Hq, true);
-      t.lin(p + "crossattention.attention.key", Hq, Dv, true);
-      t.lin(p + "crossattention.attention.value", Hq, Dv, true);
-      t.lin(p + "crossattention.output.dense", Hq, Hq, true);
-      t.norm(p + "crossattention.output.LayerNorm", Hq, true);
-    }
-    for (const std::string f : {"", "_query"}) {
-      t.lin(p + "intermediate" + f + ".dense", s.b_inter, Hq, true);
-      t.lin(p + "output" + f + ".dense", Hq, s.b_inter, true);
-      t.norm(p + "output" + f + ".LayerNorm", Hq, true);
-    }
-  }
-  t.lin("language_projection", s.t_hidden, Hq, true);
-  t.llama("language_model.model.", "language_model.lm_head", s, false);
-  return t.t;
-}
-
-std::vector<Init> owl2_tensors(const FamilyShape& s, DType dt) {
-  TensorList t{dt, {}};
-  const int64_t Dv = s.v_hidden, Ha = s.b_hidden, P = (s.image / s.patch) * (s.image / s.patch);
-  const std::string v = "model.vision_model.";
-  t.add(v + "embeddings.cls_token", {1, 1, Dv}, 0.f, 0.02f);
-  t.add(v + "embeddings.patch_embed.weight", {Dv, 3, s.patch, s.patch}, 0.f, 1.f / std::sqrt(3.f * s.patch * s.patch));
-  t.add(v + "embeddings.position_embedding", {1, P + 1, Dv}, 0.f, 0.02f);
-  t.norm(v + "embeddings.pre_layernorm", Dv, true);
-  for (int64_t l = 0; l < s.v_layers; ++l) {
-    const std::string p = v + "encoder.layers." + std::to_string(l) + ".";
-    t.norm(p + "input_layernorm", Dv, true);
-    t.norm(p + "post_attention_layernorm", Dv, true);
-    t.lin(p + "self_attn.query_key_value", 3 * Dv, Dv, true);
-    t.lin(p + "self_attn.dense", Dv, Dv, true);
-    t.lin(p + "mlp.fc1", s.v_inter, Dv, true);
-    t.lin(p + "mlp.fc2", Dv, s.v_inter, true);
-  }
-  t.norm(v + "post_layernorm", Dv, true);
-  const std::string a = "model.visual_abstractor.";
-  t.add(a + "query_embeds", {1, s.queries, Ha}, 0.f, 0.02f);
-  t.add(a + "vit_eos", {1, 1, s.t_hidden}, 0.f, 1.f);
-  t.lin(a + "visual_fc", s.t_hidden, Ha, true);
-  for (int64_t l = 0; l < s.b_layers; ++l) {
-    const std::string p = a + "encoder.layers." + std::to_string(l) + ".crossattention.";
-    t.norm(p + "norm1", Ha, true);
-    t.norm(p + "normk", Ha, true);
-    for (const char* n : {"query", "key", "value"}) t.lin(p + "attention." + n, Ha, Ha, true);
-    t.lin(p + "output.out_proj", Ha, Ha, true);
-    t.norm(p + "output.norm2", Ha, true);
-    t.lin(p + "output.mlp.w1", s.b_inter, Ha, true);
-    t.lin(p + "output.mlp.w3", s.b_inter, Ha, true);
-    t.lin(p + "output.mlp.w2", Ha, s.b_inter, true);
-    t.norm(p + "output.mlp.ffn_ln", s.b_inter, true);
-  }
-  t.llama("model.", "lm_head", s, true);
-  return t.t;
 }
 
 // A small bert-base-uncased-like vocab.txt: the special tokens at their BERT
@@ -446,7 +336,7 @@ void write_family_checkpoint(const RandomCheckpointOptions& opt, FamilyShape s,
               {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_processor_type", "BlipImageProcessor"},
               {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"processor_class", "InstructBlipProcessor"},
               {"resample", 3}, {"rescale_factor", 1.0 / 255.0}, {"size", {{"height", s.image}, {"width", s.image}}}});
-    write_tensors(opt, instructblip_tensors(s, q_vocab, opt.dtype), progress);
+    write_layout(opt, opt.out, "", progress);
     return;
   }
 
@@ -473,7 +363,52 @@ void write_family_checkpoint(const RandomCheckpointOptions& opt, FamilyShape s,
             {"feature_extractor_type", "CLIPFeatureExtractor"}, {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
             {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"resample", 3}, {"size", s.image}});
   put_json(out / "generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}});
-  write_tensors(opt, owl2_tensors(s, opt.dtype), progress);
+  write_layout(opt, opt.out, "", progress);
+}
+
+// The original LLaVA v1.0.2 layout: the LLaMA-2 checkpoint with its linear
+// projector in opt.out, the CLIP tower it names (mm_vision_tower) in a
+// subdirectory of that name, where the loader looks first. The tower holds
+// the vision half of a CLIPModel only (the text half is never read).
+void write_llava_v1_checkpoint(const RandomCheckpointOptions& opt, LlavaShape s,
+                               const std::function<void(size_t, size_t)>& progress) {
+  namespace fs = std::filesystem;
+  const std::string tower_name = opt.preset == "llava-v1-13b" ? "openai/clip-vit-large-patch14" : "tiny-clip";
+  const fs::path out(opt.out), tower = out / tower_name;
+  fs::create_directories(tower);
+  auto put_json = [&](const fs::path& path, const json& j) { write_file_atomic(path.string(), j.dump(2) + "\n"); };
+  const char* td = opt.dtype == DType::F32 ? "float32" : opt.dtype == DType::F16 ? "float16" : "bfloat16";
+  if (!opt.tokenizer_from.empty()) {
+    for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
+      const fs::path src = fs::path(opt.tokenizer_from) / f;
+      if (fs::exists(src)) write_file_atomic((out / f).string(), read_file(src.string()));
+      else if (std::string(f) == "tokenizer.model") fail(src.string(), ": no such file (needed by --tokenizer-from)");
+    }
+  } else {
+    const std::vector<std::string> corpus(std::begin(kTokenizerCorpus), std::end(kTokenizerCorpus));
+    write_hf_tokenizer(opt.out, train_sentencepiece(corpus, 1000), {});
+  }
+  if (s.vocab == 0) s.vocab = Tokenizer::load(opt.out).vocab_size();
+  put_json(out / "config.json",
+           {{"architectures", {"LlavaLlamaForCausalLM"}}, {"bos_token_id", 1}, {"eos_token_id", 2},
+            {"hidden_act", "silu"}, {"hidden_size", s.t_hidden}, {"image_aspect_ratio", "square"},
+            {"intermediate_size", s.t_inter}, {"max_position_embeddings", 4096}, {"mm_hidden_size", s.v_hidden},
+            {"mm_use_im_patch_token", false}, {"mm_use_im_start_end", false}, {"mm_vision_select_feature", "patch"},
+            {"mm_vision_select_layer", -2}, {"mm_vision_tower", tower_name}, {"model_type", "llava"},
+            {"num_attention_heads", s.t_heads}, {"num_hidden_layers", s.t_layers}, {"num_key_value_heads", s.t_kv},
+            {"pad_token_id", 0}, {"rms_norm_eps", s.rms_eps}, {"rope_scaling", nullptr}, {"tie_word_embeddings", false},
+            {"torch_dtype", td}, {"use_mm_proj", true}, {"vocab_size", s.vocab}});
+  put_json(out / "generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 0}});
+  put_json(tower / "config.json",
+           {{"architectures", {"CLIPVisionModel"}}, {"hidden_act", "quick_gelu"}, {"hidden_size", s.v_hidden},
+            {"image_size", s.image}, {"intermediate_size", s.v_inter}, {"layer_norm_eps", 1e-5},
+            {"model_type", "clip_vision_model"}, {"num_attention_heads", s.v_heads},
+            {"num_hidden_layers", s.v_layers}, {"patch_size", s.patch}, {"torch_dtype", td}});
+  put_json(tower / "preprocessor_config.json",
+           {{"crop_size", s.image}, {"do_center_crop", true}, {"do_normalize", true}, {"do_resize", true},
+            {"feature_extractor_type", "CLIPFeatureExtractor"}, {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+            {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"resample", 3}, {"size", s.image}});
+  write_layout(opt, opt.out, tower.string(), progress);
 }
 
 }  // namespace
@@ -495,8 +430,8 @@ nlohmann::json clip_preprocessor_config(int64_t size) {
 }
 
 std::vector<std::string> random_presets() {
-  return {"tiny", "llava-1.5-7b", "llava-1.5-13b", "tiny-instructblip", "instructblip-vicuna-7b", "tiny-owl2",
-          "mplug-owl2-7b"};
+  return {"tiny",      "llava-1.5-7b",           "llava-1.5-13b", "tiny-llava-v1", "llava-v1-13b",
+          "tiny-instructblip", "instructblip-vicuna-7b", "tiny-owl2",     "mplug-owl2-7b"};
 }
 
 void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::function<void(size_t, size_t)>& progress) {
@@ -505,6 +440,7 @@ void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::func
   FamilyShape fam;
   if (family_shape(opt.preset, &fam)) return write_family_checkpoint(opt, fam, progress);
   LlavaShape s = llava_shape(opt.preset);
+  if (s.original) return write_llava_v1_checkpoint(opt, s, progress);
   fs::create_directories(opt.out);
   auto put_json = [&](const std::string& name, const json& j) {
     write_file_atomic((fs::path(opt.out) / name).string(), j.dump(2) + "\n");
@@ -536,7 +472,7 @@ void write_random_checkpoint(const RandomCheckpointOptions& opt, const std::func
   put_json("preprocessor_config.json", clip_preprocessor_config(s.image));
   put_json("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad_id}});
 
-  write_tensors(opt, llava_tensors(s, opt.dtype), progress);
+  write_layout(opt, opt.out, "", progress);
 }
 
 }  // namespace mmn

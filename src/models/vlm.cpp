@@ -128,21 +128,64 @@ std::string model_fingerprint(const VisionLanguageModel& model) {
   return buf;
 }
 
-std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir, const LoadOptions& opt) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail(dir, ": model directory not found");
-  JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
+namespace {
+
+enum class Family { Llava, InstructBlip, MplugOwl2 };
+
+Family family_of(const JsonFile& config) {
   const std::string type = config.get_string("model_type");
   std::string arch;
   if (config.json().contains("architectures") && config.json()["architectures"].is_array() &&
       !config.json()["architectures"].empty() && config.json()["architectures"][0].is_string())
     arch = config.json()["architectures"][0].get<std::string>();
-  if (type == "llava" || is_original_llava_config(config)) return LlavaModel::load(dir, config, opt);
-  if (type == "instructblip" || arch == "InstructBlipForConditionalGeneration")
-    return InstructBlipModel::load(dir, config);
-  if (type == "mplug_owl2" || arch == "MPLUGOwl2LlamaForCausalLM") return MplugOwl2Model::load(dir, config);
+  if (type == "llava" || is_original_llava_config(config)) return Family::Llava;
+  if (type == "instructblip" || arch == "InstructBlipForConditionalGeneration") return Family::InstructBlip;
+  if (type == "mplug_owl2" || arch == "MPLUGOwl2LlamaForCausalLM") return Family::MplugOwl2;
   config.fail_key("model_type", "is '" + type + "'; supported: llava, instructblip, mplug_owl2");
+}
+
+}  // namespace
+
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir, const LoadOptions& opt) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail(dir, ": model directory not found");
+  JsonFile config = JsonFile::load((fs::path(dir) / "config.json").string());
+  switch (family_of(config)) {
+    case Family::Llava: return LlavaModel::load(dir, config, opt);
+    case Family::InstructBlip: return InstructBlipModel::load(dir, config);
+    case Family::MplugOwl2: return MplugOwl2Model::load(dir, config);
+  }
+  fail("internal: unknown family");
+}
+
+CheckpointLayout describe_checkpoint(const JsonFile& config, const JsonFile* tower_config) {
+  CheckpointLayout out;
+  ListWalk main, tower;
+  switch (family_of(config)) {
+    case Family::Llava: {
+      const bool original = is_original_llava_config(config);
+      if (original && !tower_config) fail(config.path(), ": the original LLaVA layout needs its vision tower's config");
+      const LlavaConfig cfg = original ? LlavaConfig::from_original_json(config, *tower_config)
+                                       : LlavaConfig::from_json(config);
+      LlavaModel m(cfg, /*tie_lm_head=*/cfg.text.tie_word_embeddings);
+      m.walk(main, original ? tower : main);
+      break;
+    }
+    case Family::InstructBlip: {
+      InstructBlipModel m(config, config.sub("text_config").get_bool("tie_word_embeddings", false));
+      m.walk(main);
+      break;
+    }
+    case Family::MplugOwl2: {
+      MplugOwl2Model m(config, config.get_bool("tie_word_embeddings", false));
+      m.walk(main);
+      break;
+    }
+  }
+  out.tensors = std::move(main.tensors);
+  out.tower_tensors = std::move(tower.tensors);
+  return out;
 }
 
 }  // namespace mmn

@@ -10,6 +10,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "models/layout.h"
 #include "models/llama.h"
 
 namespace mmn {
@@ -81,6 +82,7 @@ class VisionLanguageModel {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const SafetensorsCheckpoint& checkpoint() const { return ck_; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
+  const ImageProcessorConfig& image_processor() const { return image_processor_; }
 
  protected:
   std::string dir_;
@@ -113,5 +115,16 @@ struct LoadOptions {
 
 // Detects the family from <dir>/config.json and loads it. Throws mmn::Error.
 std::unique_ptr<VisionLanguageModel> load_model(const std::string& dir, const LoadOptions& opt = {});
+
+// Every tensor a checkpoint with this config.json holds, in the family's order,
+// from the same layout walks loading uses (make-random and the training
+// initialisation write exactly these). The original LLaVA layout keeps its
+// vision tower in a separate checkpoint, described by tower_config (its
+// config.json) into tower_tensors. The unembedding is listed unless the config
+// ties it to the embeddings.
+struct CheckpointLayout {
+  std::vector<TensorDesc> tensors, tower_tensors;
+};
+CheckpointLayout describe_checkpoint(const JsonFile& config, const JsonFile* tower_config = nullptr);
 
 }  // namespace mmn
