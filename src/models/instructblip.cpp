@@ -121,10 +121,7 @@ std::unique_ptr<InstructBlipModel> InstructBlipModel::load(const std::string& di
   m->ck_ = std::move(ck);
   LoadWalk w(m->ck_);
   m->walk(w);
-  const int64_t vocab = m->decoder_->config().vocab;
-  m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", vocab);
+  m->load_tokenizer(dir);
   const fs::path qdir = fs::path(dir) / "qformer_tokenizer";
   std::error_code ec;
   if (!fs::is_directory(qdir, ec))

@@ -53,14 +53,6 @@ LlamaDecoder::LlamaDecoder(const LlamaConfig& cfg, const LlamaNames& names, bool
   for (LlamaLayer& L : layers_) L.multiway = names.multiway;
 }
 
-std::unique_ptr<LlamaDecoder> LlamaDecoder::load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                                 const LlamaNames& names) {
-  auto d = std::make_unique<LlamaDecoder>(cfg, names, cfg.tie_word_embeddings && !ck.has(names.lm_head));
-  LoadWalk w(ck);
-  d->walk(w);
-  return d;
-}
-
 void LlamaDecoder::walk(LayoutWalk& w) {
   const LlamaConfig& c = cfg_;
   const std::string prefix = names_->prefix;

@@ -74,9 +74,6 @@ class LlamaDecoder {
   // Sized from the config; walk() then binds the tensors. tie_lm_head: the
   // unembedding is embed_tokens (tie_word_embeddings and no lm_head tensor).
   LlamaDecoder(const LlamaConfig& cfg, const LlamaNames& names, bool tie_lm_head);
-  // Opens the decoder from a checkpoint (sized from cfg, tensors bound by walk).
-  static std::unique_ptr<LlamaDecoder> load(const SafetensorsCheckpoint& ck, const LlamaConfig& cfg,
-                                            const LlamaNames& names);
   // Every tensor of the decoder, in checkpoint order.
   void walk(LayoutWalk& w);
 

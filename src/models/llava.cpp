@@ -140,9 +140,7 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
   } else {
     m->walk(main, main);
   }
-  m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > cfg.text.vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", cfg.text.vocab);
+  m->load_tokenizer(dir);
   m->load_eos(m->tokenizer_->eos_id());
   return m;
 }

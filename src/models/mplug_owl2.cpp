@@ -122,10 +122,7 @@ std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, con
   m->ck_ = std::move(ck);
   LoadWalk w(m->ck_);
   m->walk(w);
-  const int64_t vocab = m->decoder_->config().vocab;
-  m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (m->tokenizer_->vocab_size() > vocab)
-    fail(dir, ": tokenizer has ", m->tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", vocab);
+  m->load_tokenizer(dir);
   m->load_eos(m->tokenizer_->eos_id());
   return m;
 }

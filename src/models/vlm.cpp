@@ -128,6 +128,13 @@ std::string model_fingerprint(const VisionLanguageModel& model) {
   return buf;
 }
 
+void VisionLanguageModel::load_tokenizer(const std::string& dir) {
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+  const int64_t vocab = decoder_->config().vocab;
+  if (tokenizer_->vocab_size() > vocab)
+    fail(dir, ": tokenizer has ", tokenizer_->vocab_size(), " tokens but the model's vocabulary is ", vocab);
+}
+
 namespace {
 
 enum class Family { Llava, InstructBlip, MplugOwl2 };

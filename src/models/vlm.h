@@ -94,6 +94,8 @@ class VisionLanguageModel {
   int input_size_ = 0;  // square input side of the vision tower
   // Reads generation_config.json's eos_token_id (int or list), else `fallback`.
   void load_eos(int32_t fallback);
+  // Loads dir's tokenizer; more tokens than the decoder's vocabulary is an error.
+  void load_tokenizer(const std::string& dir);
 };
 
 // Splices image features into the embedded prompt at the single placeholder id.
