@@ -11,6 +11,18 @@
 #include "util/error.h"
 
 namespace mmn {
+
+const TorchStorageType kTorchStorageTypes[10] = {
+    {"FloatStorage", DType::F32}, {"HalfStorage", DType::F16}, {"BFloat16Storage", DType::BF16},
+    {"DoubleStorage", DType::F64}, {"LongStorage", DType::I64}, {"IntStorage", DType::I32},
+    {"ShortStorage", DType::I16}, {"CharStorage", DType::I8},   {"ByteStorage", DType::U8},
+    {"BoolStorage", DType::BOOL}};
+
+const char* torch_storage_name(DType d) {
+  for (const auto& k : kTorchStorageTypes)
+    if (k.dtype == d) return k.name;
+  fail("internal: dtype ", static_cast<int>(d), " has no torch storage type");
+}
 namespace {
 
 // Limits (see the header): hostile input must cost bounded time and memory.
@@ -171,16 +183,6 @@ struct Value {
   std::unique_ptr<TensorArgs> tensor;  // Tensor
 };
 
-struct StorageKind {
-  const char* name;
-  DType dtype;
-};
-constexpr StorageKind kStorageTypes[] = {
-    {"FloatStorage", DType::F32}, {"HalfStorage", DType::F16}, {"BFloat16Storage", DType::BF16},
-    {"DoubleStorage", DType::F64}, {"LongStorage", DType::I64}, {"IntStorage", DType::I32},
-    {"ShortStorage", DType::I16}, {"CharStorage", DType::I8},   {"ByteStorage", DType::U8},
-    {"BoolStorage", DType::BOOL}};
-
 // The archive's entries by name, and the "<prefix>/" its storages live under.
 struct Archive {
   std::string file;
@@ -306,8 +308,8 @@ Value* Unpickler::global(const std::string& module, const std::string& name) {
   } else if (module == "torch._utils" && name == "_rebuild_parameter") {
     g->callable = Callable::RebuildParameter;
   } else {
-    const StorageKind* st = nullptr;
-    for (auto& k : kStorageTypes)
+    const TorchStorageType* st = nullptr;
+    for (auto& k : kTorchStorageTypes)
       if (module == "torch" && name == k.name) st = &k;
     if (!st) fail(ar_.file, ": pickle refers to global ", printable(g->s), ", which is not allowed");
     g->callable = Callable::StorageType;

@@ -49,6 +49,15 @@ struct TorchTensorEntry {
 // entry must hold all the elements it declares.
 std::vector<TorchTensorEntry> parse_torch_checkpoint(const std::string& file, const uint8_t* bytes, size_t size);
 
+// The torch.*Storage types and their dtypes: the globals a checkpoint may name
+// (reading) and the ones the writer names (io/torch_save.h).
+struct TorchStorageType {
+  const char* name;  // "FloatStorage"
+  DType dtype;
+};
+extern const TorchStorageType kTorchStorageTypes[10];
+const char* torch_storage_name(DType d);  // throws for a dtype without one
+
 // True when the first bytes look like a torch.save file (ZIP, or a legacy
 // pickle, which parse_torch_checkpoint then refuses with a clear message).
 bool looks_like_torch_file(const uint8_t* bytes, size_t size);

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "io/atomic_file.h"
+#include "io/torch_pickle.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -77,22 +78,6 @@ void put32(std::string& s, uint64_t v) {
 }
 void put64(std::string& s, uint64_t v) {
   for (int i = 0; i < 8; ++i) s += static_cast<char>(v >> (8 * i));
-}
-
-const char* storage_type(DType d) {
-  switch (d) {
-    case DType::F32: return "FloatStorage";
-    case DType::F16: return "HalfStorage";
-    case DType::BF16: return "BFloat16Storage";
-    case DType::F64: return "DoubleStorage";
-    case DType::I64: return "LongStorage";
-    case DType::I32: return "IntStorage";
-    case DType::I16: return "ShortStorage";
-    case DType::I8: return "CharStorage";
-    case DType::U8: return "ByteStorage";
-    case DType::BOOL: return "BoolStorage";
-  }
-  fail("internal error: unknown dtype");
 }
 
 uint64_t numel(const TensorSpec& s) {
@@ -251,7 +236,7 @@ std::string state_dict_pickle(const std::vector<TensorSpec>& specs) {
       p.op('(');
       p.op('(');
       p.cached("'storage'", [&] { p.str("storage"); });
-      p.cached(storage_type(s.dtype), [&] { p.global("torch", storage_type(s.dtype)); });
+      p.cached(torch_storage_name(s.dtype), [&] { p.global("torch", torch_storage_name(s.dtype)); });
       p.str(std::to_string(k));
       p.cached("'cpu'", [&] { p.str("cpu"); });
       p.integer(static_cast<int64_t>(numel(s)));
