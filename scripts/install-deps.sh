@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(g++ cmake make pkg-config git ca-certificates
       libopenblas-dev libsentencepiece-dev nlohmann-json3-dev
       libpng-dev libjpeg62-turbo-dev
-      libcli11-dev libgtest-dev libbenchmark-dev wordnet-base)
+      libcli11-dev libgtest-dev libbenchmark-dev wordnet-base
+      clang libclang-rt-14-dev libomp-dev)  # clang + runtimes: the fuzzers (scripts/fuzz.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

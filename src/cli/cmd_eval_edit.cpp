@@ -60,7 +60,12 @@ std::vector<double> margin_shifts(const VisionLanguageModel& model, const std::v
   return out;
 }
 
-int32_t from_id(const ValueEdit& e) { return e.info.at("from_token_id").get<int32_t>(); }
+// Both range-checked by load_value_edit.
+int32_t from_id(const ValueEdit& e) {
+  if (!e.info.contains("from_token_id") || e.info["from_token_id"].is_null())
+    fail("an edit of ", e.model_dir, " names no from_token_id (not made by `mmneuron edit`)");
+  return e.info["from_token_id"].get<int32_t>();
+}
 int32_t to_id(const ValueEdit& e) { return e.info["to_token_id"].is_null() ? -1 : e.info["to_token_id"].get<int32_t>(); }
 
 // Edits applied together: each edit's success on the images that say its S;

@@ -163,6 +163,7 @@ void run_find(const FindArgs& a) {
     ImageU8 img;
     try {
       img = load_image(item.image_path);
+      model->preprocess(img);  // an image the preprocessor refuses is skipped like an unreadable one
     } catch (const Error& e) {
       // Unreadable images are logged and skipped; the run goes on.
       std::fprintf(stderr, "warning: skipping %s: %s\n", item.image_path.c_str(), e.what());

@@ -6,6 +6,7 @@
 #include "io/image.h"
 #include "io/npy.h"
 #include "neurons/heatmap.h"
+#include "neurons/run.h"
 #include "util/error.h"
 
 namespace mmn::cli {
@@ -53,12 +54,7 @@ void check_or_write_run_json(const std::string& run_dir, const RunInfo& info, in
   json want = info.json;
   want["shard"] = std::to_string(shard_i) + "/" + std::to_string(shard_n);
   if (fs::exists(p)) {
-    json have;
-    try {
-      have = json::parse(read_file(p.string()));
-    } catch (const json::parse_error&) {
-      fail(p.string(), ": not valid JSON (not a find run?)");
-    }
+    const json have = read_run_json(run_dir);
     for (const char* key : {"model", "options", "shard"})
       if (!have.contains(key) || have[key] != want[key])
         fail(p.string(), ": this run was made with a different ", key, " (", have.value(key, json()).dump(),

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -37,6 +38,15 @@ void assign_ids(std::vector<DatasetItem>& items) {
     int n = seen[base]++;
     it.id = n ? base + "-" + std::to_string(n) : base;
   }
+}
+
+// A caption: a string, or absent/null for none. Anything else is an error
+// naming the file and `what` (the line and key, or the list entry), never a
+// silent "".
+std::string caption_of(const json* v, const std::string& file, const std::string& what) {
+  if (!v || v->is_null()) return "";
+  if (!v->is_string()) fail(file, ": ", what, " is ", describe_json(*v), ", not a string");
+  return v->get<std::string>();
 }
 
 std::string resolve(const std::string& ref, const fs::path& root) {
@@ -70,12 +80,14 @@ std::vector<DatasetItem> load_dataset(const std::string& file, const std::string
   if (first == std::string::npos) fail(file, ": empty dataset file");
   bool parsed_whole = false;
   if (text[first] == '{' || text[first] == '[') {
+    check_json_depth(text, file);
     json j;
     try {
       j = json::parse(text);
       parsed_whole = true;
-    } catch (const json::parse_error&) {
-      // Not one JSON document: try JSONL below.
+    } catch (const json::exception&) {
+      // Not one JSON document (a syntax error, or a number no double holds,
+      // out_of_range.406): try JSONL below, which names the line.
     }
     if (parsed_whole) {
       if (j.is_object() && j.contains("image_urls")) {
@@ -86,13 +98,13 @@ std::vector<DatasetItem> load_dataset(const std::string& file, const std::string
           fail(file, ": \"captions\" must be a list as long as \"image_urls\"");
         for (size_t i = 0; i < urls.size(); ++i) {
           if (!urls[i].is_string()) fail(file, ": image_urls[", i, "] is not a string");
-          std::string cap = caps && (*caps)[i].is_string() ? (*caps)[i].get<std::string>() : "";
+          const std::string cap = caption_of(caps ? &(*caps)[i] : nullptr, file, "captions[" + std::to_string(i) + "]");
           items.push_back({"", resolve(urls[i].get<std::string>(), root), cap});
         }
       } else if (j.is_object() && j.contains("image")) {
         if (!j["image"].is_string()) fail(file, ": \"image\" is not a string");
-        items.push_back({"", resolve(j["image"].get<std::string>(), root),
-                         j.value("caption", std::string())});
+        const std::string cap = caption_of(j.contains("caption") ? &j["caption"] : nullptr, file, "\"caption\"");
+        items.push_back({"", resolve(j["image"].get<std::string>(), root), cap});
       } else {
         fail(file, ": expected {\"image_urls\": […], \"captions\": […]} or JSON lines {\"image\": …}");
       }
@@ -105,15 +117,17 @@ std::vector<DatasetItem> load_dataset(const std::string& file, const std::string
     while (std::getline(in, line)) {
       ++n;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = "line " + std::to_string(n);
+      check_json_depth(line, file + ": " + where);
       json j;
       try {
         j = json::parse(line);
-      } catch (const json::parse_error&) {
-        fail(file, ": line ", n, " is not valid JSON");
+      } catch (const json::exception&) {  // parse_error, or out_of_range.406 for 1e999
+        fail(file, ": ", where, " is not valid JSON");
       }
       if (!j.is_object() || !j.contains("image") || !j["image"].is_string())
-        fail(file, ": line ", n, " lacks a string \"image\"");
-      std::string cap = j.contains("caption") && j["caption"].is_string() ? j["caption"].get<std::string>() : "";
+        fail(file, ": ", where, " lacks a string \"image\"");
+      const std::string cap = caption_of(j.contains("caption") ? &j["caption"] : nullptr, file, where + ": \"caption\"");
       items.push_back({"", resolve(j["image"].get<std::string>(), root), cap});
     }
   }

@@ -33,14 +33,27 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace mmn {
 namespace {
 
-// Refuse absurd headers before allocating anything.
-constexpr int64_t kMaxSide = 32768;
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
+// Refuse absurd headers before allocating anything (docs/limits.md). 2^26
+// pixels (8192 x 8192) keep the decoded RGB image under 192 MiB and the
+// largest decoder buffers (16-bit Adam7 PNG, progressive JPEG coefficients)
+// under 512 MiB.
+constexpr int64_t kMaxSide = 16384;
+constexpr int64_t kMaxPixels = int64_t{1} << 26;
+// libjpeg's working memory (progressive coefficient buffers); see above.
+constexpr long kMaxJpegMemory = 512L << 20;
+// preprocessor_config.json sizes: real processors ask for 224..1024; 4096
+// keeps the float pixel_values of one image under 200 MiB.
+constexpr int64_t kMaxProcessorSize = 4096;
+// zlib cannot expand data more than 1032-fold, so a PNG whose pixels need
+// more raw bytes than that (plus slack for tiny files) is truncated, and is
+// refused before its pixel buffer is allocated.
+constexpr int64_t kMaxDeflateRatio = 1032;
 
 void check_dimensions(const std::string& path, const char* kind, int64_t w, int64_t h) {
   if (w <= 0 || h <= 0) fail(path, ": corrupt ", kind, ": image size ", w, "x", h);
@@ -177,14 +190,27 @@ bool png_decode(PngReadGuard& g, PngReadCtx& ctx, const std::string& path, Image
   return true;
 }
 
+// Raw (filtered, uncompressed) bytes a PNG of this header needs at least.
+int64_t png_raw_bytes(int64_t w, int64_t h, int bit_depth, int color_type) {
+  const int channels = color_type == 2 ? 3 : color_type == 4 ? 2 : color_type == 6 ? 4 : 1;
+  const int64_t row_bits = w * channels * bit_depth;
+  return h * (1 + (row_bits + 7) / 8);
+}
+
 ImageU8 load_png(const std::string& path, const std::string& data) {
   // IHDR must come first; refuse absurd sizes before libpng reads further.
-  if (data.size() >= 24 && data.compare(12, 4, "IHDR") == 0) {
+  if (data.size() >= 26 && data.compare(12, 4, "IHDR") == 0) {
     auto be32 = [&](size_t at) {
       const auto* b = reinterpret_cast<const unsigned char*>(data.data()) + at;
       return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3];
     };
-    check_dimensions(path, "PNG", be32(16), be32(20));
+    const int64_t w = be32(16), h = be32(20);
+    check_dimensions(path, "PNG", w, h);
+    const int depth = std::clamp(int(static_cast<uint8_t>(data[24])), 1, 16);
+    if (png_raw_bytes(w, h, depth, static_cast<uint8_t>(data[25])) >
+        kMaxDeflateRatio * static_cast<int64_t>(data.size()) + 65536)
+      fail(path, ": truncated PNG (", w, "x", h, " pixels declared, more than its ", data.size(),
+           " bytes can hold)");
   }
   PngReadCtx ctx;
   ctx.data = &data;
@@ -278,6 +304,7 @@ bool jpeg_decode(JpegGuard& g, JpegErrCtx& err, const std::string& path, const s
   jpeg_decompress_struct& ci = g.cinfo;
   if (setjmp(err.jump)) return false;
   jpeg_create_decompress(&ci);
+  ci.mem->max_memory_to_use = kMaxJpegMemory;  // beyond it libjpeg fails (no backing store)
   g.progress.progress_monitor = jpeg_on_progress;
   ci.progress = &g.progress;
   jpeg_mem_src(&ci, reinterpret_cast<const unsigned char*>(data.data()),
@@ -304,7 +331,6 @@ bool jpeg_decode(JpegGuard& g, JpegErrCtx& err, const std::string& path, const s
   }
   img.width = int(ci.output_width);
   img.height = int(ci.output_height);
-  img.rgb.assign(size_t(img.width) * img.height * 3, 0);
   scan.resize(size_t(img.width) * channels);
   while (ci.output_scanline < ci.output_height) {
     const int y = int(ci.output_scanline);
@@ -313,6 +339,9 @@ bool jpeg_decode(JpegGuard& g, JpegErrCtx& err, const std::string& path, const s
       std::snprintf(err.msg, sizeof err.msg, "decoder returned no scanline");
       return false;
     }
+    // Grown row by row (geometrically): a tiny file declaring 8192 x 8192
+    // fails at its first missing scanline, before claiming 192 MiB.
+    img.rgb.resize(size_t(y + 1) * img.width * 3);
     uint8_t* out = img.row(y);
     const uint8_t* in = scan.data();
     for (int x = 0; x < img.width; ++x, out += 3, in += channels) {
@@ -340,8 +369,11 @@ ImageU8 load_jpeg(const std::string& path, const std::string& data) {
   std::vector<uint8_t> scan;
   if (!jpeg_decode(g, err, path, data, img, scan)) {
     if (err.truncated) fail(path, ": truncated JPEG (premature end of data)");
+    if (err.pub.msg_code == JERR_NO_BACKING_STORE)
+      fail(path, ": JPEG needs more than ", kMaxJpegMemory >> 20, " MiB of decoder memory");
     fail(path, ": corrupt JPEG: ", err.msg);
   }
+  img.rgb.shrink_to_fit();
   return img;
 }
 
@@ -532,9 +564,10 @@ double get_number(const json& j, const std::string& path, const char* key, doubl
 }
 
 int positive_int(const json& v, const std::string& path, const char* key) {
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > kMaxSide)
-    bad_key(path, key, "a positive integer size");
-  return int(v.get<int64_t>());
+  if (auto x = json_int(v, 1, kMaxProcessorSize); x && v.is_number_integer()) return int(*x);
+  if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() > 0))
+    fail(path, ": key '", key, "': ", v.dump(), " is larger than the ", kMaxProcessorSize, "-pixel limit");
+  bad_key(path, key, "a positive integer size");
 }
 
 // image_mean / image_std: three numbers, or one broadcast to all channels.
@@ -556,8 +589,9 @@ void get_triple(const json& j, const std::string& path, const char* key, float o
 
 // ================================================================= public API
 
-ImageU8 load_image(const std::string& path) {
-  const std::string data = read_file(path);  // throws naming the file
+ImageU8 load_image(const std::string& path) { return decode_image(read_file(path), path); }
+
+ImageU8 decode_image(const std::string& data, const std::string& path) {
   if (data.empty()) fail(path, ": empty file, expected a PNG or JPEG image");
   static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   const auto* u = reinterpret_cast<const unsigned char*>(data.data());
@@ -586,9 +620,13 @@ void write_png(const std::string& path, const ImageU8& img) {
 
 ImageU8 resize_bicubic(const ImageU8& img, int out_w, int out_h) {
   if (out_w <= 0 || out_h <= 0 || out_w > kMaxSide || out_h > kMaxSide)
-    fail("resize_bicubic: invalid target size ", out_w, "x", out_h);
+    fail("resize_bicubic: invalid target size ", out_w, "x", out_h, " (limit ", kMaxSide, " px per side)");
   if (img.width <= 0 || img.height <= 0 || img.rgb.size() != size_t(img.width) * img.height * 3)
     fail("resize_bicubic: invalid input image ", img.width, "x", img.height);
+  // The horizontal pass makes an out_w x height intermediate.
+  if (int64_t{out_w} * out_h > kMaxPixels || int64_t{out_w} * img.height > kMaxPixels)
+    fail("resize_bicubic: resizing ", img.width, "x", img.height, " to ", out_w, "x", out_h, " exceeds the ",
+         kMaxPixels, "-pixel limit");
   // Pillow: horizontal pass first, and each pass only when its side changes.
   if (out_w == img.width && out_h == img.height) return img;
   if (out_h == img.height) return resample_horizontal(img, out_w);
@@ -597,7 +635,8 @@ ImageU8 resize_bicubic(const ImageU8& img, int out_w, int out_h) {
 }
 
 ImageU8 center_crop(const ImageU8& img, int crop_h, int crop_w) {
-  if (crop_h <= 0 || crop_w <= 0) fail("center_crop: invalid crop size ", crop_w, "x", crop_h);
+  if (crop_h <= 0 || crop_w <= 0 || int64_t{crop_h} * crop_w > kMaxPixels)
+    fail("center_crop: invalid crop size ", crop_w, "x", crop_h);
   // Per axis: crop from (in - out) // 2 when the image is large enough, else pad
   // with zeros and place the image at ceil((out - in) / 2), as transformers does.
   auto axis = [](int in, int out, int& src0, int& dst0, int& n) {
@@ -625,6 +664,7 @@ ImageProcessorConfig load_image_processor_config(const std::string& path_in) {
   if (std::filesystem::is_directory(path, ec))
     path = (std::filesystem::path(path) / "preprocessor_config.json").string();
   const std::string text = read_file(path);
+  check_json_depth(text, path);
   json j;
   try {
     j = json::parse(text);
@@ -730,9 +770,13 @@ PreprocessedImage preprocess_image(const ImageU8& img, const ImageProcessorConfi
     const int64_t shrt = w_short ? img.width : img.height;
     const int64_t lng = w_short ? img.height : img.width;
     if (shrt <= 0 || cfg.size_short <= 0) fail("preprocess_image: invalid image or target size");
-    const int new_long = int(double(int64_t{cfg.size_short} * lng) / double(shrt));
-    out.resized = w_short ? resize_bicubic(img, cfg.size_short, new_long)
-                          : resize_bicubic(img, new_long, cfg.size_short);
+    const int64_t new_long = static_cast<int64_t>(double(int64_t{cfg.size_short} * lng) / double(shrt));
+    // A sliver image would be stretched beyond any sane size (and int).
+    if (new_long > kMaxSide)
+      fail("preprocess_image: a ", img.width, "x", img.height, " image resized to shortest edge ", cfg.size_short,
+           " would be ", new_long, " px long (limit ", kMaxSide, ")");
+    out.resized = w_short ? resize_bicubic(img, cfg.size_short, int(new_long))
+                          : resize_bicubic(img, int(new_long), cfg.size_short);
   }
   out.cropped = cfg.do_center_crop ? center_crop(out.resized, cfg.crop_h, cfg.crop_w) : out.resized;
   out.center_cropped = cfg.do_center_crop;

@@ -22,6 +22,10 @@ struct ImageU8 {
 // 16-bit reduced). Throws mmn::Error naming the file for missing, empty,
 // truncated or corrupt images.
 ImageU8 load_image(const std::string& path);
+// The same from bytes in memory; `path` names them in errors.
+// Limits (docs/limits.md): 16384 px per side, 2^26 pixels, 512 MiB of JPEG
+// decoder memory; a PNG must hold enough data for the pixels it declares.
+ImageU8 decode_image(const std::string& data, const std::string& path);
 
 // Writes an RGB PNG atomically.
 void write_png(const std::string& path, const ImageU8& img);
@@ -53,7 +57,8 @@ struct ImageProcessorConfig {
   float std[3] = {1, 1, 1};
 };
 
-// Parses <dir>/preprocessor_config.json. Throws mmn::Error naming the file and key.
+// Parses <dir>/preprocessor_config.json. Throws mmn::Error naming the file and
+// key. Sizes (size, crop_size) above 4096 px are refused.
 ImageProcessorConfig load_image_processor_config(const std::string& path);
 
 struct PreprocessedImage {

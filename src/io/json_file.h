@@ -4,8 +4,33 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mmn {
+
+// Deepest nesting of arrays/objects accepted in any JSON input. nlohmann's
+// copy, comparison and dump recurse once per level, so a hostile file nested
+// a million deep would overflow the stack long after parsing succeeded.
+constexpr int kMaxJsonDepth = 256;
+
+// Throws mmn::Error "WHAT: JSON nested deeper than 256 levels" when `text`
+// nests arrays/objects deeper than kMaxJsonDepth (a linear scan; strings are
+// skipped). Call before nlohmann::json::parse on untrusted text.
+void check_json_depth(std::string_view text, const std::string& what);
+
+// check_json_depth, then parse; a syntax error becomes mmn::Error
+// "WHAT: not valid JSON (byte N)".
+nlohmann::json parse_json(std::string_view text, const std::string& what);
+
+// The integer a JSON value holds when it is one in [lo, hi]: an integer, or a
+// float with an integral value (4096.0, as some exporters write sizes).
+// nullopt for anything else, so callers never cast an out-of-range number.
+std::optional<int64_t> json_int(const nlohmann::json& v, int64_t lo, int64_t hi);
+
+// A short description of a value for one-line messages: numbers and booleans
+// as written, anything else by its type ("a string", "an array", …), so file
+// contents never spill into an error.
+std::string describe_json(const nlohmann::json& v);
 
 // Parses a file holding a JSON object; nullopt when the file does not exist.
 // Malformed JSON or a non-object → mmn::Error naming the file.
@@ -21,6 +46,9 @@ class JsonFile {
   bool has(const std::string& key) const { return root_.is_object() && root_.contains(key) && !root_[key].is_null(); }
   JsonFile sub(const std::string& key) const;  // nested object (required)
 
+  // Integers are config sizes and token ids: get_int accepts whole numbers in
+  // the int32 range only (callers narrow to int), and refuses anything else as
+  // "PATH: key K is not an integer" / "… is out of range".
   int64_t get_int(const std::string& key) const;
   double get_double(const std::string& key) const;
   std::string get_string(const std::string& key) const;

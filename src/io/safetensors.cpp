@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "io/torch_pickle.h"
 #include "util/error.h"
 
@@ -125,6 +126,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const uint8_
   if (n > size - 8) fail(file, ": header length ", n, " runs past the end of the file (", size, " bytes)");
   if (n > (uint64_t{100} << 20)) fail(file, ": header length ", n, " is implausibly large");
   std::string_view text(reinterpret_cast<const char*>(bytes + 8), n);
+  check_json_depth(text, file + ": header");
   json h;
   try {
     h = json::parse(text);
@@ -133,6 +135,8 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const uint8_
     if (why.find("UTF-8") != std::string::npos || why.find("utf-8") != std::string::npos)
       fail(file, ": header is not valid UTF-8");
     fail(file, ": header is not valid JSON");
+  } catch (const json::exception&) {
+    fail(file, ": header is not valid JSON (a number is out of range)");  // out_of_range.406: 1e999
   }
   if (!h.is_object()) fail(file, ": header is not a JSON object");
   SafetensorsHeader out;
@@ -176,12 +180,15 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const uint8_
            shape_to_str(e.shape), " need ", numel * dtype_size(e.dtype));
     out.entries.push_back(std::move(e));
   }
-  // Tensors must not share bytes.
+  // Tensors must not share bytes. Empty tensors own none, so they are left
+  // out: compared with their neighbour in begin order, one lying inside a
+  // larger tensor would hide an overlap between that tensor and the next.
   std::vector<const SafetensorsHeader::Entry*> order;
-  for (auto& e : out.entries) order.push_back(&e);
+  for (auto& e : out.entries)
+    if (e.begin != e.end) order.push_back(&e);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < order.size(); ++i)
-    if (order[i]->begin < order[i - 1]->end && order[i]->begin != order[i]->end)
+    if (order[i]->begin < order[i - 1]->end)
       fail(file, ": tensors ", order[i - 1]->name, " and ", order[i]->name, " have overlapping data_offsets");
   return out;
 }
@@ -199,12 +206,7 @@ struct CheckpointLayout {
 // An index (model.safetensors.index.json or pytorch_model.bin.index.json):
 // weight_map lists each tensor's shard, a plain file name inside `dir`.
 void read_index(const fs::path& dir, const fs::path& index, CheckpointLayout& out) {
-  json j;
-  try {
-    j = json::parse(read_file(index.string()));
-  } catch (const json::exception&) {
-    fail(index.string(), ": not valid JSON");
-  }
+  const json j = parse_json(read_file(index.string()), index.string());
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     fail(index.string(), ": missing \"weight_map\" object");
   std::set<std::string> seen;
@@ -289,6 +291,12 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   CheckpointLayout layout = find_layout(path);
   auto add_file = [&](const std::string& f, std::shared_ptr<MappedFile> m, std::vector<TensorRef> refs) {
     for (auto& r : refs) {
+      if (r.nbytes > 0 && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) != 0) {
+        auto copy = std::make_shared<std::vector<uint64_t>>((r.nbytes + 7) / 8);
+        std::memcpy(copy->data(), r.data, r.nbytes);
+        r.data = copy->data();
+        ck.copies_.push_back(std::move(copy));
+      }
       if (ck.tensors_.count(r.name)) fail(f, ": tensor ", r.name, " also appears in ", ck.tensors_[r.name].file);
       std::string name = r.name;
       ck.tensors_.emplace(name, std::move(r));

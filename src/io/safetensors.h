@@ -41,7 +41,9 @@ class SafetensorsCheckpoint {
   // same way (io/torch_pickle.h): a directory with pytorch_model.bin or
   // pytorch_model.bin.index.json (+ shards), and mm_projector.bin when it adds
   // tensors the main files lack, or a single .bin/.pt/.pth file. Safetensors
-  // is preferred when a directory holds both.
+  // is preferred when a directory holds both. A tensor whose bytes are not
+  // aligned to its element size (legal in both formats, though writers align)
+  // is copied to aligned memory; all others stay in the mapping.
   static SafetensorsCheckpoint open(const std::string& path);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
@@ -60,6 +62,9 @@ class SafetensorsCheckpoint {
  private:
   std::string path_;
   std::vector<std::shared_ptr<MappedFile>> maps_;
+  // Aligned copies of tensors whose bytes are not aligned for their dtype in
+  // the file (the kernels read them as float/uint16_t arrays).
+  std::vector<std::shared_ptr<std::vector<uint64_t>>> copies_;
   std::map<std::string, TensorRef> tensors_;
   std::map<std::string, std::string> metadata_;
 };

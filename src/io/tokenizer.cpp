@@ -37,6 +37,10 @@ namespace {
 
 using json = nlohmann::json;
 constexpr const char* kSpiece = "\xE2\x96\x81";  // "▁" (U+2581)
+// Added-token ids must be below 2^24 (docs/limits.md): real vocabularies stay
+// under 300k, and the vocabulary size (largest id + 1) must fit int32_t
+// without overflow while embedding tables sized by it stay allocatable.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
@@ -370,8 +374,11 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
       try {
         size_t used = 0;
         long long parsed = std::stoll(key, &used);
-        if (used != key.size() || parsed < 0 || parsed > INT32_MAX) throw std::invalid_argument(key);
+        if (used != key.size() || parsed < 0) throw std::invalid_argument(key);
+        if (parsed > kMaxTokenId) throw std::out_of_range(key);
         id = int32_t(parsed);
+      } catch (const std::out_of_range&) {
+        fail(config_path, ": added_tokens_decoder id ", key.substr(0, 40), " is beyond the token-id limit ", kMaxTokenId);
       } catch (const std::exception&) {
         fail(config_path, ": added_tokens_decoder key \"", key, "\" is not a token id");
       }
@@ -383,9 +390,9 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
   }
   if (auto added = read_json_object_if_exists(added_path)) {
     for (auto& [content, v] : added->items()) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
-        fail(added_path, ": id of \"", content, "\" must be a non-negative integer");
-      if (!t.added_enc.count(content)) t.add_token(content, v.get<int32_t>());
+      const auto id = json_int(v, 0, kMaxTokenId);
+      if (!id) fail(added_path, ": id of \"", content, "\" must be an integer in [0, ", kMaxTokenId, "], not ", describe_json(v));
+      if (!t.added_enc.count(content)) t.add_token(content, int32_t(*id));
     }
   }
 

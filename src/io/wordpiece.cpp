@@ -4,6 +4,7 @@
 #include "io/wordpiece.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,9 @@ namespace mmn {
 namespace {
 
 using json = nlohmann::json;
+// Token ids (vocab.txt lines, added ids) stay below 2^24, as in tokenizer.cpp:
+// vocab_size() = largest id + 1 must not overflow int32_t.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 
 // Unicode properties, from the generated tables at the end of this file.
 bool is_nonspacing_mark(char32_t c);  // category Mn
@@ -290,6 +294,7 @@ struct WordPieceTokenizer::Impl {
       size_t nl = data.find('\n', pos);
       std::string tok = data.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
       if (!tok.empty() && tok.back() == '\r') tok.pop_back();
+      if (int64_t(t->vocab.size()) > kMaxTokenId) fail(path, ": more than ", kMaxTokenId + 1, " tokens");
       t->ids[tok] = int32_t(t->vocab.size());
       t->vocab.push_back(tok);
       if (nl == std::string::npos) break;
@@ -345,7 +350,7 @@ WordPieceTokenizer WordPieceTokenizer::load_dir(const std::string& dir) {
 
   // Added tokens beyond the special ones: added_tokens_decoder, added_tokens.json.
   auto add = [&](const std::string& tok, int64_t id, const std::string& path) {
-    if (id < 0 || id > INT32_MAX) fail(path, ": bad id for \"", tok, "\"");
+    if (id < 0 || id > kMaxTokenId) fail(path, ": id of \"", tok, "\" must be in [0, ", kMaxTokenId, "]");
     t->added[tok] = int32_t(id);
     t->added_dec[int32_t(id)] = tok;
   };
@@ -354,16 +359,19 @@ WordPieceTokenizer WordPieceTokenizer::load_dir(const std::string& dir) {
     for (auto& [key, v] : cfg["added_tokens_decoder"].items()) {
       auto content = v.is_object() ? token_content(v, cfg_path, "added_tokens_decoder") : std::nullopt;
       char* end = nullptr;
+      errno = 0;
       long long id = std::strtoll(key.c_str(), &end, 10);
       if (!content || key.empty() || *end) fail(cfg_path, ": bad added_tokens_decoder entry \"", key, "\"");
+      if (errno == ERANGE) id = -1;  // saturated: refused by add() as out of range
       add(*content, id, cfg_path);
     }
   }
   const std::string added_path = dir + "/added_tokens.json";
   if (auto a = read_json_object_if_exists(added_path)) {
     for (auto& [tok, v] : a->items()) {
-      if (!v.is_number_integer()) fail(added_path, ": id of \"", tok, "\" must be an integer");
-      add(tok, v.get<int64_t>(), added_path);
+      const auto id = json_int(v, 0, kMaxTokenId);
+      if (!id) fail(added_path, ": id of \"", tok, "\" must be an integer in [0, ", kMaxTokenId, "], not ", describe_json(v));
+      add(tok, *id, added_path);
     }
   }
   t->finish(names);

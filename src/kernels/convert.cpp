@@ -10,6 +10,9 @@ float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 uint16_t f32_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
 void convert_to_f32(DType dtype, const void* src, float* dst, int64_t n) {
+  // An empty tensor converts into an empty vector, whose data() may be null;
+  // memcpy with a null pointer is undefined even for zero bytes.
+  if (n <= 0) return;
   switch (dtype) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
@@ -42,6 +45,7 @@ void convert_to_f32(DType dtype, const void* src, float* dst, int64_t n) {
 }
 
 void convert_from_f32(DType dtype, const float* src, void* dst, int64_t n) {
+  if (n <= 0) return;  // as in convert_to_f32: src/dst may be null
   switch (dtype) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);

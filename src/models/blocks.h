@@ -11,6 +11,14 @@
 
 namespace mmn {
 
+// Bounds on the sizes a config may declare, checked before anything is sized
+// from them (a hostile config must not make us allocate before the checkpoint
+// is consulted): far above any released model.
+constexpr int64_t kMaxLayers = 4096;         // per stack
+constexpr int64_t kMaxWidth = 1 << 20;       // hidden / intermediate sizes
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxVocabulary = 1 << 24;  // the tokenizers' id bound
+
 enum class Activation { QuickGelu, GeluErf, Silu };
 // Parses a config's hidden_act ("quick_gelu", "gelu", "silu"); throws naming the file.
 Activation parse_activation(const std::string& name, const std::string& where);

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -365,7 +366,7 @@ void revert_value_edit(const ValueEdit& e, const std::string& edited_model_dir, 
   bool has_previous = false;
   if (fs::exists(in / kExportedEditFile)) {
     try {
-      const json j = json::parse(read_file((in / kExportedEditFile).string()));
+      const json j = parse_json(read_file((in / kExportedEditFile).string()), (in / kExportedEditFile).string());
       if (j.contains("source_edit_file") && j["source_edit_file"].is_string()) {
         previous = j["source_edit_file"].get<std::string>();
         has_previous = true;

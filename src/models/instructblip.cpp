@@ -76,9 +76,12 @@ InstructBlipModel::InstructBlipModel(const JsonFile& config, bool tie_lm_head) {
     qj.fail_key("position_embedding_type", "must be \"absolute\"");
   if (q_hidden_ <= 0 || q_inter_ <= 0 || Lq <= 0 || q_vocab_ <= 0 || q_heads_ <= 0 || q_max_pos_ <= 0 || cross_freq <= 0)
     fail(qj.path(), ": qformer_config sizes must be positive");
+  if (q_hidden_ > kMaxWidth || q_inter_ > kMaxWidth || Lq > kMaxLayers || q_heads_ > kMaxHeads || q_vocab_ > kMaxVocabulary ||
+      q_max_pos_ > (1 << 16))
+    fail(qj.path(), ": qformer_config sizes are implausibly large");
   if (q_hidden_ % q_heads_) fail(qj.path(), ": qformer hidden_size is not a multiple of num_attention_heads");
   n_query_ = config.get_int("num_query_tokens", 32);
-  if (n_query_ <= 0) config.fail_key("num_query_tokens", "must be positive");
+  if (n_query_ <= 0 || n_query_ > 4096) config.fail_key("num_query_tokens", "must be in [1, 4096]");
   qlayers_.resize(Lq);
   for (int l = 0; l < Lq; ++l) qlayers_[l].has_cross = l % cross_freq == 0;
 

@@ -28,6 +28,10 @@ LlamaConfig LlamaConfig::from_json(const JsonFile& j) {
     j.fail_key("rope_scaling", "is set; RoPE scaling is not supported");
   if (c.hidden <= 0 || c.intermediate <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.vocab <= 0)
     fail(j.path(), ": language model sizes must be positive");
+  if (c.hidden > kMaxWidth || c.intermediate > kMaxWidth || c.n_layers > kMaxLayers || c.n_heads > kMaxHeads ||
+      c.vocab > kMaxVocabulary)
+    fail(j.path(), ": language model sizes are implausibly large (limits: ", kMaxLayers, " layers, width ", kMaxWidth,
+         ", ", kMaxHeads, " heads, vocabulary ", kMaxVocabulary, ")");
   if (c.hidden % c.n_heads != 0) fail(j.path(), ": hidden_size is not a multiple of num_attention_heads");
   if (c.n_heads % c.n_kv_heads != 0) fail(j.path(), ": num_attention_heads is not a multiple of num_key_value_heads");
   c.head_dim = static_cast<int>(c.hidden / c.n_heads);

@@ -69,6 +69,8 @@ MplugOwl2Model::MplugOwl2Model(const JsonFile& config, bool tie_lm_head) {
   ffn_eps_ = static_cast<float>(aj.get_double("layer_norm_eps", 1e-6));
   if (a_hidden_ <= 0 || a_inter_ <= 0 || La <= 0 || a_heads_ <= 0 || n_queries_ <= 0)
     fail(aj.path(), ": visual_abstractor sizes must be positive");
+  if (a_hidden_ > kMaxWidth || a_inter_ > kMaxWidth || La > kMaxLayers || a_heads_ > kMaxHeads || n_queries_ > 4096)
+    fail(aj.path(), ": visual_abstractor sizes are implausibly large");
   if (a_hidden_ % a_heads_) fail(aj.path(), ": visual_abstractor hidden_size is not a multiple of num_attention_heads");
   if (a_hidden_ != vc.hidden || aj.get_int("encoder_hidden_size", vc.hidden) != vc.hidden)
     aj.fail_key("hidden_size", "and encoder_hidden_size must equal the vision hidden_size " + std::to_string(vc.hidden));
@@ -79,11 +81,6 @@ MplugOwl2Model::MplugOwl2Model(const JsonFile& config, bool tie_lm_head) {
   vision_ = VitTower(vc, kOwl2VitNames);
   input_size_ = vc.image_size;
   decoder_ = std::make_unique<LlamaDecoder>(tcfg, kOwl2LlamaNames, tie_lm_head);
-  // The abstractor's sin-cos position terms are computed, not stored.
-  std::vector<float> qpos(n_queries_);
-  for (int64_t i = 0; i < n_queries_; ++i) qpos[i] = static_cast<float>(i);
-  q_pos_ = sincos_1d(a_hidden_, qpos);
-  k_pos_ = sincos_2d_with_cls(a_hidden_, vc.grid());
 }
 
 void MplugOwl2Model::walk(LayoutWalk& w) {
@@ -122,6 +119,12 @@ std::unique_ptr<MplugOwl2Model> MplugOwl2Model::load(const std::string& dir, con
   m->ck_ = std::move(ck);
   LoadWalk w(m->ck_);
   m->walk(w);
+  // The abstractor's sin-cos position terms are computed, not stored; sized
+  // only now that the checkpoint has confirmed the config's sizes.
+  std::vector<float> qpos(m->n_queries_);
+  for (int64_t i = 0; i < m->n_queries_; ++i) qpos[i] = static_cast<float>(i);
+  m->q_pos_ = sincos_1d(m->a_hidden_, qpos);
+  m->k_pos_ = sincos_2d_with_cls(m->a_hidden_, m->vision_.config().grid());
   m->load_tokenizer(dir);
   m->load_eos(m->tokenizer_->eos_id());
   return m;

@@ -251,7 +251,7 @@ void write_family_checkpoint(const RandomCheckpointOptions& opt, FamilyShape s,
   fs::create_directories(out);
   auto put_json = [&](const fs::path& path, const json& j) { write_file_atomic(path.string(), j.dump(2) + "\n"); };
   auto patch_json = [&](const fs::path& path, const json& changes) {
-    json j = json::parse(read_file(path.string()));
+    json j = parse_json(read_file(path.string()), path.string());
     for (auto& [k, v] : changes.items()) j[k] = v;
     put_json(path, j);
   };

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "kernels/convert.h"
 #include "util/error.h"
 
@@ -92,20 +93,30 @@ ValueEdit load_value_edit(const std::string& dir) {
   ValueEdit e;
   json j;
   try {
-    j = json::parse(read_file(jp.string()));
+    j = parse_json(read_file(jp.string()), jp.string());
     const json& m = j.at("model");
+    auto integer = [&](const json& v, int64_t lo, int64_t hi, const char* what) {
+      const std::optional<int64_t> i = json_int(v, lo, hi);
+      if (!i) fail(jp.string(), ": ", what, " is ", describe_json(v), ", not an integer in [", lo, ", ", hi, "]");
+      return *i;
+    };
     e.model_dir = m.at("dir").get<std::string>();
     e.model_fingerprint = m.at("fingerprint").get<std::string>();
     e.family = m.at("family").get<std::string>();
-    e.n_layers = m.at("layers").get<int>();
-    e.d_model = m.at("d_model").get<int64_t>();
-    e.d_ff = m.at("d_ff").get<int64_t>();
+    e.n_layers = static_cast<int>(integer(m.at("layers"), 1, kMaxLayers, "model.layers"));
+    e.d_model = integer(m.at("d_model"), 1, kMaxWidth, "model.d_model");
+    e.d_ff = integer(m.at("d_ff"), 1, kMaxWidth, "model.d_ff");
     e.dtype = parse_dtype(m.at("dtype").get<std::string>(), jp.string());
     for (auto& n : j.at("neurons")) {
-      const int l = n.at(0).get<int>(), u = n.at(1).get<int>();
+      const int64_t l = integer(n.at(0), -kMaxLayers, kMaxLayers, "a neuron's layer"),
+                    u = integer(n.at(1), -kMaxWidth, kMaxWidth, "a neuron's unit");
       if (l < 0 || l >= e.n_layers || u < 0 || u >= e.d_ff) fail(jp.string(), ": neuron ", l, ":", u, " is outside the model");
-      e.neurons.push_back({l, u});
+      e.neurons.push_back({static_cast<int>(l), static_cast<int>(u)});
     }
+    // The token ids an edit made by `edit` turns from and to (to: null when it only suppresses).
+    for (const char* key : {"from_token_id", "to_token_id"})
+      if (j.contains(key) && !j[key].is_null() && !json_int(j[key], 0, kMaxVocabulary - 1))
+        fail(jp.string(), ": ", key, " is ", describe_json(j[key]), ", not a token id");
   } catch (const json::exception& ex) {
     fail(jp.string(), ": not an edit description (", ex.what(), ")");
   }

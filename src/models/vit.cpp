@@ -21,6 +21,10 @@ VitConfig VitConfig::from_json(const JsonFile& j, const VitConfig& d) {
   c.qkv_bias = j.get_bool("qkv_bias", d.qkv_bias);
   if (c.hidden <= 0 || c.intermediate <= 0 || c.layers <= 0 || c.heads <= 0 || c.patch <= 0 || c.image_size < c.patch)
     fail(j.path(), ": vision config sizes must be positive");
+  if (c.hidden > kMaxWidth || c.intermediate > kMaxWidth || c.layers > kMaxLayers || c.heads > kMaxHeads ||
+      c.image_size > 4096)
+    fail(j.path(), ": vision config sizes are implausibly large (limits: ", kMaxLayers, " layers, width ", kMaxWidth,
+         ", ", kMaxHeads, " heads, image_size 4096)");
   if (c.hidden % c.heads) fail(j.path(), ": vision hidden_size is not a multiple of num_attention_heads");
   if (c.image_size % c.patch) fail(j.path(), ": vision image_size is not a multiple of patch_size");
   return c;

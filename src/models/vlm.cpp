@@ -95,15 +95,15 @@ void VisionLanguageModel::load_eos(int32_t fallback) {
     JsonFile g = JsonFile::load(gen.string());
     if (g.has("eos_token_id")) {
       const auto& v = g.json()["eos_token_id"];
-      if (v.is_number_integer()) {
-        eos_ids_.push_back(v.get<int32_t>());
-      } else if (v.is_array()) {
-        for (auto& e : v) {
-          if (!e.is_number_integer()) g.fail_key("eos_token_id", "must be an integer or a list of integers");
-          eos_ids_.push_back(e.get<int32_t>());
-        }
+      auto id = [&](const nlohmann::json& x) {
+        const std::optional<int64_t> i = json_int(x, 0, kMaxVocabulary - 1);
+        if (!i) g.fail_key("eos_token_id", "must be a token id or a list of token ids (below 2^24)");
+        return static_cast<int32_t>(*i);
+      };
+      if (v.is_array()) {
+        for (auto& e : v) eos_ids_.push_back(id(e));
       } else {
-        g.fail_key("eos_token_id", "must be an integer or a list of integers");
+        eos_ids_.push_back(id(v));
       }
     }
   }

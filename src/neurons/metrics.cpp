@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "io/npy.h"
 #include "neurons/heatmap.h"
 #include "neurons/nouns.h"
@@ -486,16 +487,12 @@ std::vector<float> mean_top_map(const RunImage& im, const RunConcept& c, int64_t
   for (auto& e : fs::directory_iterator(hm))
     if (e.is_directory() && e.path().filename().string().rfind(prefix, 0) == 0) dir = e.path();
   if (dir.empty() || !fs::exists(dir / "maps.json") || !fs::exists(dir / "maps.npy")) return {};
-  json index;
-  try {
-    index = json::parse(read_file((dir / "maps.json").string()));
-  } catch (const json::exception&) {
-    fail((dir / "maps.json").string(), ": not valid JSON");
-  }
+  const json index = parse_json(read_file((dir / "maps.json").string()), (dir / "maps.json").string());
   if (!index.is_array()) fail((dir / "maps.json").string(), ": expected an array of map entries");
   int64_t at = -1;
   for (size_t i = 0; i < index.size(); ++i)
-    if (index[i].is_object() && index[i].value("top", int64_t{-1}) == k) at = static_cast<int64_t>(i);
+    if (index[i].is_object() && index[i].contains("top") && json_int(index[i]["top"], 0, INT64_MAX) == k)
+      at = static_cast<int64_t>(i);
   if (at < 0) return {};
   NpyArray a = read_npy((dir / "maps.npy").string());
   if (a.shape.empty() || a.shape[0] != static_cast<int64_t>(index.size()) || (a.shape.size() != 2 && a.shape.size() != 3) ||

@@ -39,7 +39,14 @@ struct RunData {
 };
 
 // Reads a run; images without result.json (unfinished or failed) are skipped.
+// Limits (docs/limits.md): layers in [1, 65536], units_per_layer in
+// [1, 2^31), token ids and steps in the int32 range.
 RunData load_run(const std::string& dir);
+
+// DIR/run.json parsed and checked to be a JSON object (shared with merge).
+// Throws "DIR/run.json: no such file (not a find run)", "…: not valid JSON",
+// "…: expected a JSON object (not a find run)".
+nlohmann::json read_run_json(const std::string& dir);
 
 // Refuses (one-line error) a run made with another model than `model`:
 // compares the family and the language-model shape recorded in run.json.
