@@ -43,6 +43,19 @@ TEST(Llava1Layout, VisionTowerLookupAndConfigErrors) {
                     &out),
             0)
       << out;
+  // A run made with --vision-tower records it; commands working on the run load the same model.
+  const fs::path images = dir / "images", run = dir / "run";
+  fs::create_directories(images);
+  fs::copy_file(img, images / "a.png");
+  ASSERT_EQ(run_cmd(binary() + " find --quiet --model " + (dir / "ckpt").string() + " --vision-tower " +
+                        golden_model("tiny-llava1-a-clip").string() + " --images " + images.string() + " --out " +
+                        run.string() + " --tokens all --top-k 50 --max-new-tokens 2",
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(mmn::read_file((run / "run.json").string()).find("tiny-llava1-a-clip"), std::string::npos);
+  ASSERT_EQ(run_cmd(binary() + " perturb " + run.string() + " --quiet --top 5 --draws 1 --random uniform", &out), 0)
+      << out;
   // mm_use_im_patch_token true adds a random token in the original code: refused.
   std::string cfg = mmn::read_file((dir / "ckpt" / "config.json").string());
   const std::string key = "\"mm_use_im_patch_token\": false";

@@ -88,7 +88,7 @@ void run_caption(const CaptionArgs& a) {
   init_threads(a.threads);
   if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
   auto t0 = clock::now();
-  std::unique_ptr<VisionLanguageModel> model = load_model(resolve_model_dir(a.model), LoadOptions{a.vision_tower});
+  std::unique_ptr<VisionLanguageModel> model = load_cli_model(a.model, a.vision_tower);
   const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
   ImageU8 img = load_image(a.image);

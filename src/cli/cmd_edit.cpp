@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 void register_edit(CLI::App& app) {
   struct Args {
-    std::string model, from, to, rule = "constrained", images_dir, dataset, images_root, locality_dir, out, run,
+    std::string model, vision_tower, from, to, rule = "constrained", images_dir, dataset, images_root, locality_dir, out, run,
         activation = "act";
     std::vector<std::string> images;
     EditOptions opt;
@@ -35,6 +35,7 @@ void register_edit(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "edit", "Change what the model says: edit the value vectors of a concept's neurons (method.md §6, docs/editing.md)");
   cmd->add_option("--model", a->model, "Checkpoint (default: the bundled shapes model)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint (default: --run's)");
   cmd->add_option("--from", a->from, "The concept token S to change (a single token)");
   cmd->add_option("--to", a->to, "What to say instead (a single token); empty: suppress S");
   cmd->add_option("--image", a->images, "Edit-set image(s)");
@@ -75,7 +76,7 @@ void register_edit(CLI::App& app) {
 
   exp->callback([a] {
     ValueEdit e = load_value_edit(a->edit);
-    auto model = load_model(a->target_model.empty() ? e.model_dir : resolve_model_dir(a->target_model));
+    auto model = load_cli_model(a->target_model, "", e.model_dir, e.vision_tower);
     check_edit_matches_model(e, *model, a->edit);
     export_value_edit(*model, e, a->sub_out, a->sub_force);
     std::printf("wrote %s: %zu value vectors changed (%lld weights)\n", a->sub_out.c_str(), e.neurons.size(),
@@ -105,21 +106,19 @@ void register_edit(CLI::App& app) {
     opt.rule = parse_edit_rule(a->rule);
     opt.selection = parse_activation_variant(a->activation);
     opt.show_progress = !a->quiet;
-    std::string model_dir = a->model;
     std::vector<std::string> edit_images;
     std::unique_ptr<RunData> run;
     if (!a->run.empty()) {
       if (!a->images.empty() || !a->images_dir.empty() || !a->dataset.empty())
         fail("edit: --run replaces --image/--images/--dataset");
       run = std::make_unique<RunData>(load_run(a->run));
-      if (model_dir.empty()) model_dir = run->model();
       opt.prompt = {run->options().value("query", PromptText{}.query), run->options().value("prefix", PromptText{}.prefix)};
       opt.max_new_tokens = run->options().value("max_new_tokens", opt.max_new_tokens);
       for (auto& im : run->images) edit_images.push_back(im.image);
     } else {
       edit_images = image_paths(a->images, a->images_dir, a->dataset, a->images_root, "edit");
     }
-    auto model = load_model(resolve_model_dir(model_dir));
+    auto model = load_cli_model(a->model, a->vision_tower, run ? run->model() : "", run ? run->vision_tower() : "");
     if (run) {
       check_run_matches_model(*run, *model);
       // S's neurons: the run's scores summed over every (image, S) it found.

@@ -146,7 +146,7 @@ std::string pct(const json& v) {
 
 void register_eval_edit(CLI::App& app) {
   struct Args {
-    std::string model, target, generality, locality;
+    std::string model, vision_tower, target, generality, locality;
     std::vector<std::string> edits;
     bool json_out = false, quiet = false;
     int threads = 0;
@@ -155,6 +155,7 @@ void register_eval_edit(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval-edit", "Success, generality, locality and leak of an edit on held-out images");
   cmd->add_option("--edit", a->edits, "Edit directory (repeatable: the edits are applied together)")->required();
   cmd->add_option("--model", a->model, "Source checkpoint (default: the one recorded in the edit)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint (default: the edit's)");
   cmd->add_option("--target-images", a->target, "Folder of held-out images whose captions say S")->required();
   cmd->add_option("--generality-images", a->generality, "Another folder of images with S (optional)");
   cmd->add_option("--locality-images", a->locality, "Folder of images whose captions should not change")->required();
@@ -166,7 +167,7 @@ void register_eval_edit(CLI::App& app) {
     std::vector<ValueEdit> edits;
     for (auto& d : a->edits) edits.push_back(load_value_edit(d));
     const ValueEdit& e = edits[0];
-    auto model = load_model(a->model.empty() ? e.model_dir : resolve_model_dir(a->model));
+    auto model = load_cli_model(a->model, a->vision_tower, e.model_dir, e.vision_tower);
     for (size_t i = 0; i < edits.size(); ++i) check_edit_matches_model(edits[i], *model, a->edits[i]);
     PromptText prompt{e.info["parameters"].value("query", PromptText{}.query),
                       e.info["parameters"].value("prefix", PromptText{}.prefix)};

@@ -127,7 +127,7 @@ void run_find(const FindArgs& a) {
   }
   std::vector<DatasetItem> items = select_items(all, a.start, a.end, shard_i, shard_n);
 
-  auto model = load_model(resolve_model_dir(a.model), LoadOptions{a.vision_tower});
+  auto model = load_cli_model(a.model, a.vision_tower);
   if (opt.top_k > static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate)
     fail("--top-k ", opt.top_k, " is larger than the model's ",
          static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,

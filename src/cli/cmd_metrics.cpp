@@ -24,7 +24,7 @@ using nlohmann::json;
 namespace {
 
 struct MetricsArgs {
-  std::string run, shuffled, model, vocab = "auto";
+  std::string run, shuffled, model, vision_tower, vocab = "auto";
   std::vector<int64_t> ks = {10, 100, 1000};
   int64_t seed = 0;
   int resamples = kBootstrapResamples, threads = 0;
@@ -123,7 +123,9 @@ void run_metrics(const MetricsArgs& a) {
   if (a.resamples < 1) fail("--resamples must be at least 1");
   const VocabMode mode = parse_vocab_mode(a.vocab);
   const std::string model_dir = model_for(a, run);
-  auto model = load_model(model_dir);
+  auto model = load_model(model_dir, LoadOptions{!a.vision_tower.empty() ? a.vision_tower
+                                                 : model_dir == run.model() ? run.vision_tower()
+                                                                            : ""});
   check_run_matches_model(run, *model);
   if (twin) check_run_matches_model(*twin, *model);
   WordNet wn = WordNet::load();
@@ -192,6 +194,7 @@ void register_metrics(CLI::App& app) {
   cmd->add_option("run", a->run, "Find run directory")->required();
   cmd->add_option("--shuffled", a->shuffled, "The same run redone with --shuffle-image-tokens (region invariance)");
   cmd->add_option("--model", a->model, "Checkpoint directory (default: the run's model, else the bundled one)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint (default: the run's)");
   cmd->add_option("--vocab", a->vocab,
                   "Tokens explanations may name: all, produced (lm_head rows that were trained) or auto")
       ->capture_default_str();

@@ -64,7 +64,7 @@ void print_summary(const nlohmann::json& s) {
 
 void register_perturb(CLI::App& app) {
   struct Args {
-    std::string run, model, tops = "10,50", sigmas, random = "uniform,layer", out;
+    std::string run, model, vision_tower, tops = "10,50", sigmas, random = "uniform,layer", out;
     std::vector<std::string> edits;
     bool zero = false, no_reuse = false, force = false, quiet = false;
     int draws = 5, threads = 0;
@@ -76,6 +76,7 @@ void register_perturb(CLI::App& app) {
       "perturb", "Causal test of a find run: perturb each noun's top-N neurons and random controls (method.md §5)");
   cmd->add_option("run", a->run, "A find run directory")->required();
   cmd->add_option("--model", a->model, "Checkpoint (default: the one recorded in RUN/run.json)");
+  cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint (default: the run's)");
   cmd->add_option("--top", a->tops, "Numbers of top neurons to perturb, comma-separated")->capture_default_str();
   cmd->add_flag("--zero", a->zero, "Zero the value vectors (the default when no --sigma is given)");
   cmd->add_option("--sigma", a->sigmas, "Add σ·N(0, I) to the value vectors, for each σ of this comma-separated list");
@@ -116,7 +117,7 @@ void register_perturb(CLI::App& app) {
     const std::string out = a->out.empty() ? (fs::path(a->run) / "perturb.json").string() : a->out;
     RunData run = load_run(a->run);
     if (fs::exists(out) && !a->force) fail(out, ": already exists (use --force to overwrite)");
-    auto model = load_model(resolve_model_dir(a->model.empty() ? run.model() : a->model));
+    auto model = load_cli_model(a->model, a->vision_tower, run.model(), run.vision_tower());
     check_run_matches_model(run, *model);
     // A run made under edits (find --edit) is perturbed under the same edits unless told otherwise.
     if (a->edits.empty() && run.options().contains("edits"))

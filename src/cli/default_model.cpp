@@ -45,4 +45,10 @@ std::string resolve_model_dir(const std::string& given) {
   fail("no --model given and the bundled model (models/shapes-llava) was not found; set MMN_MODEL or pass --model");
 }
 
+std::unique_ptr<VisionLanguageModel> load_cli_model(const std::string& given, const std::string& vision_tower,
+                                                    const std::string& recorded_dir, const std::string& recorded_tower) {
+  if (!given.empty() || recorded_dir.empty()) return load_model(resolve_model_dir(given), LoadOptions{vision_tower});
+  return load_model(recorded_dir, LoadOptions{vision_tower.empty() ? recorded_tower : vision_tower});
+}
+
 }  // namespace mmn::cli

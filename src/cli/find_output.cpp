@@ -46,6 +46,7 @@ RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, 
                {"image_tokens", model.image_tokens()},
                {"grid_side", model.grid_side()},
                {"options", o}};
+  if (!model.vision_tower_dir().empty()) info.json["vision_tower"] = model.vision_tower_dir();
   return info;
 }
 

@@ -135,6 +135,7 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const JsonF
   LoadWalk main(m->ck_);
   if (original) {
     m->tower_ck_ = SafetensorsCheckpoint::open(tower_dir);
+    m->vision_tower_dir_ = tower_dir;
     LoadWalk tower(m->tower_ck_);
     m->walk(main, tower);
   } else {

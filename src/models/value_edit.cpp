@@ -29,6 +29,7 @@ ValueEdit make_value_edit(const VisionLanguageModel& model, const std::vector<Ne
   const int64_t D = c.hidden;
   ValueEdit e;
   e.model_dir = model.dir();
+  e.vision_tower = model.vision_tower_dir();
   e.model_fingerprint = model_fingerprint(model);
   e.family = model.family();
   e.n_layers = c.n_layers;
@@ -80,6 +81,7 @@ void save_value_edit(const std::string& dir, const ValueEdit& e, bool force) {
   j["model"] = {{"dir", e.model_dir},       {"fingerprint", e.model_fingerprint}, {"family", e.family},
                 {"layers", e.n_layers},     {"d_model", e.d_model},               {"d_ff", e.d_ff},
                 {"dtype", dtype_name(e.dtype)}};
+  if (!e.vision_tower.empty()) j["model"]["vision_tower"] = e.vision_tower;
   j["neurons"] = neurons;
   j["weights_changed"] = n * e.d_model;
   write_file_atomic(jp.string(), j.dump(1) + "\n");
@@ -101,6 +103,7 @@ ValueEdit load_value_edit(const std::string& dir) {
       return *i;
     };
     e.model_dir = m.at("dir").get<std::string>();
+    if (m.contains("vision_tower") && !m["vision_tower"].is_null()) e.vision_tower = m.at("vision_tower").get<std::string>();
     e.model_fingerprint = m.at("fingerprint").get<std::string>();
     e.family = m.at("family").get<std::string>();
     e.n_layers = static_cast<int>(integer(m.at("layers"), 1, kMaxLayers, "model.layers"));

@@ -26,6 +26,7 @@ namespace mmn {
 struct ValueEdit {
   // Identity of the source model.
   std::string model_dir, model_fingerprint, family;
+  std::string vision_tower;  // the model's separate vision tower ("" = inside the checkpoint)
   int n_layers = 0;
   int64_t d_model = 0, d_ff = 0;
   DType dtype = DType::F32;               // stored dtype of the down_proj weights

@@ -83,9 +83,13 @@ class VisionLanguageModel {
   const SafetensorsCheckpoint& checkpoint() const { return ck_; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
   const ImageProcessorConfig& image_processor() const { return image_processor_; }
+  // The separate vision tower checkpoint the model was loaded with (the original
+  // LLaVA layout), "" when the tower is inside the checkpoint. Runs and edits
+  // record it so later commands load the same model.
+  const std::string& vision_tower_dir() const { return vision_tower_dir_; }
 
  protected:
-  std::string dir_;
+  std::string dir_, vision_tower_dir_;
   SafetensorsCheckpoint ck_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<LlamaDecoder> decoder_;

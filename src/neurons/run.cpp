@@ -115,7 +115,8 @@ RunData load_run(const std::string& dir) {
   const fs::path info_path = fs::path(dir) / "run.json";
   run.info = read_run_json(dir);
   if (!run.info.contains("options") || !run.info.contains("layers") || !run.info.contains("units_per_layer") ||
-      !run.info.contains("model") || !run.info["model"].is_string())
+      !run.info.contains("model") || !run.info["model"].is_string() ||
+      (run.info.contains("vision_tower") && !run.info["vision_tower"].is_string()))
     fail(info_path.string(), ": missing model, layers, units_per_layer or options (not a find run)");
   // Normalised to plain integers so RunData's accessors never narrow a float or a huge number.
   run.info["layers"] = int_field(run.info, "layers", 1, kMaxLayers, info_path);

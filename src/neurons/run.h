@@ -33,6 +33,8 @@ struct RunData {
   nlohmann::json info;                 // run.json
   std::vector<RunImage> images;        // finished images, sorted by id
   std::string model() const { return info.value("model", ""); }
+  // The separate vision tower the run's model was loaded with ("" = none).
+  std::string vision_tower() const { return info.value("vision_tower", ""); }
   int layers() const { return info.value("layers", 0); }
   int64_t units_per_layer() const { return info.value("units_per_layer", int64_t{0}); }
   const nlohmann::json& options() const { return info.at("options"); }
