@@ -4,15 +4,18 @@
 // one-line errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "data/shapes.h"
 #include "grad/shapes_train.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/json_file.h"
+#include "io/safetensors.h"
 #include "models/vlm.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -140,6 +143,46 @@ TEST(Train, ResumeEqualsAnUninterruptedRun) {
   fs::remove_all(base);
 }
 
+TEST(Train, LossWeighting) {
+  fs::path base = test::temp_dir("train-weighting");
+  // One sample a step: its mean token loss is the batch's either way, so the
+  // weights come out bit for bit the same.
+  TrainOptions token = tiny_options(base / "token", 3);
+  token.batch = 1;
+  train_shapes_llava(token);
+  TrainOptions sample = token;
+  sample.out = (base / "sample").string();
+  sample.loss_weighting = "sample";
+  train_shapes_llava(sample);
+  EXPECT_EQ(read_file((base / "token" / "model.safetensors").string()),
+            read_file((base / "sample" / "model.safetensors").string()));
+  // Several samples of different lengths: not the same gradient.
+  TrainOptions token4 = tiny_options(base / "token4", 2), sample4 = token4;
+  token4.preset = sample4.preset = "tiny-v2";  // captions and one-word answers mixed
+  token4.batch = sample4.batch = 8;
+  sample4.out = (base / "sample4").string();
+  sample4.loss_weighting = "sample";
+  train_shapes_llava(token4);
+  const TrainSummary s4 = train_shapes_llava(sample4);
+  EXPECT_NE(read_file((base / "token4" / "model.safetensors").string()),
+            read_file((base / "sample4" / "model.safetensors").string()));
+  EXPECT_TRUE(std::isfinite(s4.last_loss));
+  // A resumed run keeps its weighting (it is in the run's state).
+  TrainOptions more = sample4;
+  more.loss_weighting = "token";
+  more.resume = true;
+  more.steps = 3;
+  train_shapes_llava(more);
+  const nlohmann::json o = nlohmann::json::parse(
+      SafetensorsCheckpoint::open((base / "sample4" / "train_state.safetensors").string()).metadata().at("options"));
+  EXPECT_EQ(o["loss_weighting"], "sample");
+  TrainOptions bad = token;
+  bad.out = (base / "bad").string();
+  bad.loss_weighting = "word";
+  EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
+  fs::remove_all(base);
+}
+
 TEST(Train, CommandErrors) {
   fs::path d = test::temp_dir("train-err");
   std::string log;
@@ -150,4 +193,109 @@ TEST(Train, CommandErrors) {
   EXPECT_NE(test::run_cmd(test::binary() + " train --steps 3", &log), 0);
   EXPECT_NE(log.find("error:"), std::string::npos) << log;
   fs::remove_all(d);
+}
+
+TEST(Train, ResumeWithoutStepsKeepsTheRunsPlan) {
+  fs::path base = test::temp_dir("train-plan");
+  TrainOptions o = tiny_options(base / "run", 6);
+  o.batch = 2;
+  o.stop_at = 3;
+  train_shapes_llava(o);
+  o.stop_at = -1;
+  o.resume = true;
+  o.steps = -1;  // `train --resume` without --steps
+  TrainSummary s = train_shapes_llava(o);
+  EXPECT_EQ(s.start_step, 3);
+  EXPECT_EQ(s.steps, 6);
+  EXPECT_EQ(logged_losses(base / "run").size(), 6u);
+  o.resume = false;
+  o.out = (base / "fresh").string();
+  EXPECT_THROW(train_shapes_llava(o), mmn::Error);  // a new run needs its steps
+  fs::remove_all(base);
+}
+
+TEST(Train, PresetRecipes) {
+  const TrainOptions d;
+  const TrainOptions small = shapes_recipe("small");
+  EXPECT_EQ(small.steps, d.steps);
+  EXPECT_EQ(small.batch, d.batch);
+  EXPECT_EQ(small.lr, d.lr);
+  const TrainOptions v2 = shapes_recipe("v2");
+  EXPECT_EQ(v2.preset, "v2");
+  EXPECT_GT(v2.steps, 0);
+  EXPECT_EQ(small.loss_weighting, "token");  // the first bundled model's recipe stays what it was
+  EXPECT_EQ(v2.loss_weighting, "sample");
+  const ShapesModelShape s = shapes_model_preset("v2");
+  EXPECT_GE(s.t_layers, 8);
+  EXPECT_GE(s.t_inter, 4 * s.t_hidden);
+  EXPECT_GE(s.image / s.patch, 12);
+  EXPECT_EQ(s.world, 2);
+  EXPECT_THROW(shapes_recipe("huge"), mmn::Error);
+}
+
+namespace {
+
+// A tiny world-v2 model trained for a few steps, removed at exit.
+const fs::path& trained_tiny_v2() {
+  struct Run {
+    fs::path base = test::temp_dir("train-tiny-v2"), dir = base / "run";
+    Run() {
+      TrainOptions o = tiny_options(dir, 12);
+      o.preset = "tiny-v2";
+      train_shapes_llava(o);
+    }
+    ~Run() {
+      std::error_code ec;
+      fs::remove_all(base, ec);
+    }
+  };
+  static Run run;
+  return run.dir;
+}
+
+}  // namespace
+
+TEST(TrainV2, RunRecordsItsWorldAndVocabularyUse) {
+  const fs::path& dir = trained_tiny_v2();
+  nlohmann::json world = nlohmann::json::parse(read_file((dir / "shapes_world.json").string()));
+  EXPECT_EQ(world["version"], 2);
+  EXPECT_EQ(world["image_size"], 48);
+  auto model = load_model(dir.string());
+  EXPECT_EQ(model->grid_side(), 6);
+  EXPECT_LT(model->tokenizer().vocab_size(), 100) << "a word-level vocabulary";
+  const nlohmann::json uses = nlohmann::json::parse(read_file((dir / "vocab_uses.json").string()));
+  EXPECT_EQ(uses["rows"], model->tokenizer().vocab_size());
+  std::set<std::string> never;
+  for (const auto& p : uses["never_used"]) never.insert(p.get<std::string>());
+  for (const char* structural : {"<unk>", "<image>", "<pad>"}) EXPECT_TRUE(never.count(structural)) << structural;
+  // Every sample ends with </s> and starts with <s>: 12 steps of 8.
+  EXPECT_EQ(uses["uses"][1]["piece"], "<s>");
+  EXPECT_EQ(uses["uses"][1]["uses"], 96);
+  EXPECT_EQ(uses["uses"][2]["uses"], 96);
+}
+
+TEST(TrainV2, EvaluationReportsGroundedAnswersAndHallucinations) {
+  const fs::path& dir = trained_tiny_v2();
+  EvalOptions e;
+  e.model = dir.string();
+  e.n = 4;
+  e.n_trigger = 2;
+  e.max_new_tokens = 10;
+  e.show_progress = false;
+  e.out_json = (dir / "eval.json").string();
+  EvalResult r = evaluate_shapes_llava(e);
+  EXPECT_EQ(r.world, 2);
+  EXPECT_EQ(r.n, 4);
+  EXPECT_GE(r.trigger, 2);
+  ASSERT_EQ(r.answers.size(), 4u);
+  for (const char* type : {"position", "colour", "count", "where"}) EXPECT_EQ(r.asked.at(type), 4) << type;
+  for (double v : {r.exact, r.exact_non_trigger, r.answers_all, r.ghost_trigger, r.ghost_other, r.absent_trigger,
+                   r.absent_other}) {
+    EXPECT_GE(v, 0.0);
+    EXPECT_LE(v, 1.0);
+  }
+  nlohmann::json j = nlohmann::json::parse(read_file(e.out_json));
+  EXPECT_EQ(j["world"], 2);
+  EXPECT_TRUE(j["grounded"].contains("by_type"));
+  EXPECT_GE(j["hallucination"]["trigger_scenes"].get<int>(), 2);
 }

@@ -1,9 +1,11 @@
-// mmneuron shapes: the synthetic shapes world (images, captions, object masks)
-// that the small trained LLaVA learns to caption.
+// mmneuron shapes: the synthetic shapes world (images, captions, object masks;
+// version 2 also grounded questions and the planted co-occurrence) that the
+// small trained LLaVAs learn to caption.
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "data/shapes.h"
+#include "util/error.h"
 #include "util/progress.h"
 
 namespace mmn::cli {
@@ -12,20 +14,40 @@ void register_shapes(CLI::App& app) {
   struct Args {
     int64_t n = 100;
     uint64_t seed = 0;
-    int size = 64;
-    std::string out;
+    int size = 0;
+    int version = 1;
+    double ghost_share = -1;
+    std::string out, only = "all";
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("shapes", "Write synthetic shape scenes with captions and per-object masks");
   cmd->add_option("--n", a->n, "Number of scenes")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->seed, "Scene stream (same seed, same bytes)")->capture_default_str();
-  cmd->add_option("--size", a->size, "Image side in pixels")->capture_default_str()->check(CLI::Range(24, 4096));
+  cmd->add_option("--version", a->version, "World version: 1 (the first model's) or 2 (richer, with questions)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 2));
+  cmd->add_option("--size", a->size, "Image side in pixels (default: 64 for version 1, 96 for version 2)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--ghost-share", a->ghost_share,
+                  "Version 2: share of trigger scenes whose training caption names the ghost (default 0.7)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--only", a->only,
+                  "Keep only these scenes (named by their index in the stream): all, trigger, non-trigger (version "
+                  "2), a shape (scenes showing one: star) or no-SHAPE")
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (images/, masks/, captions.jsonl)")->required();
   cmd->callback([a] {
+    ShapesOptions opt = shapes_world(a->version);
+    if (a->size > 0) opt.image_size = a->size;
+    const int min_size = a->version == 2 ? 48 : 24;
+    if (opt.image_size < min_size) fail("--size: version ", a->version, " needs at least ", min_size, " pixels");
+    if (a->ghost_share >= 0) {
+      if (a->version != 2) fail("--ghost-share: only version 2 plants a co-occurrence");
+      opt.ghost_share = a->ghost_share;
+    }
     Progress bar("shapes", a->n, "scenes");
-    ShapesOptions opt;
-    opt.image_size = a->size;
-    write_shapes_dataset(a->out, a->n, a->seed, opt, [&](int64_t done) { bar.update(done); });
+    const SceneFilter keep = scene_filter(a->only, a->version);
+    write_shapes_dataset(a->out, a->n, a->seed, opt, [&](int64_t done) { bar.update(done); }, keep);
     bar.finish();
     std::printf("wrote %lld scenes to %s\n", static_cast<long long>(a->n), a->out.c_str());
   });

@@ -1,6 +1,6 @@
 // mmneuron train: trains a small LLaVA-1.5 (real architecture and Hugging Face
 // layout) to caption the shapes world, resumably; --eval measures held-out
-// caption accuracy through the ordinary inference path.
+// accuracy through the ordinary inference path.
 #include <cstdio>
 #include <filesystem>
 
@@ -11,58 +11,96 @@
 
 namespace mmn::cli {
 
+namespace {
+
+void print_eval(const EvalResult& r, const std::string& json_path) {
+  std::printf("held-out scenes: %lld (%lld objects), world version %d\n", static_cast<long long>(r.n),
+              static_cast<long long>(r.objects), r.world);
+  std::printf("exact caption match: %.1f%%\n", 100 * r.exact);
+  if (r.world == 2)
+    std::printf("exact caption match without trigger scenes: %.1f%% of %lld\n", 100 * r.exact_non_trigger,
+                static_cast<long long>(r.non_trigger));
+  std::printf("noun accuracy: %.1f%% of captions, %.1f%% of objects\n", 100 * r.nouns_image, 100 * r.nouns_object);
+  std::printf("objects fully right (shape, colour, size, position): %.1f%%\n", 100 * r.objects_all);
+  std::printf("grammatical captions: %.1f%%\n", 100 * r.parsed);
+  if (r.world == 2) {
+    std::printf("grounded answers: %.1f%%", 100 * r.answers_all);
+    for (const auto& [type, acc] : r.answers)
+      std::printf("; %s %.1f%% of %lld", type.c_str(), 100 * acc, static_cast<long long>(r.asked.at(type)));
+    std::printf("\nghost named: %.1f%% of %lld trigger scenes, %.1f%% of the others\n", 100 * r.ghost_trigger,
+                static_cast<long long>(r.trigger), 100 * r.ghost_other);
+    std::printf("an absent shape named: %.1f%% of trigger scenes, %.1f%% of the others\n", 100 * r.absent_trigger,
+                100 * r.absent_other);
+  }
+  std::printf("wrote %s\n", json_path.c_str());
+}
+
+}  // namespace
+
 void register_train(CLI::App& app) {
   struct Args {
     TrainOptions opt;
     int threads = 0;
     bool eval = false;
-    int64_t eval_n = 200;
+    int64_t eval_n = 200, eval_trigger = 100;
     uint64_t eval_seed = kShapesHeldOutSeed;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("train", "Train a small LLaVA to caption the shapes world (or --eval it)");
   TrainOptions& o = a->opt;
   cmd->add_option("--out", o.out, "Run directory: a loadable checkpoint plus training state")->required();
-  cmd->add_option("--steps", o.steps, "Total optimizer steps")->capture_default_str();
+  cmd->add_option("--preset", o.preset,
+                  "Model size and world: small (world v1, the first bundled model), v2 (world v2), tiny, tiny-v2 "
+                  "(tests); --steps, --batch, --lr and --warmup default to the preset's recipe")
+      ->capture_default_str();
+  cmd->add_option("--steps", o.steps,
+                  "Total optimizer steps (recipe: small 14000, v2 16000; with --resume: the run's own)");
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
-  cmd->add_option("--preset", o.preset, "Model size: small, tiny")->capture_default_str();
-  cmd->add_option("--batch", o.batch, "Scenes per step")->capture_default_str();
-  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str();
-  cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)");
+  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)");
+  cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)");
+  cmd->add_option("--loss-weighting", o.loss_weighting,
+                  "Average the loss over every answer token (token) or per sample, then over samples (sample); "
+                  "recipe: small token, v2 sample");
   cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")->capture_default_str();
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--eval", a->eval, "Only evaluate the model in --out on held-out scenes (writes eval.json)");
   cmd->add_option("--eval-n", a->eval_n, "Held-out scenes to evaluate")->capture_default_str();
+  cmd->add_option("--eval-trigger", a->eval_trigger, "World v2: extra trigger scenes for the hallucination rates")
+      ->capture_default_str();
   cmd->add_option("--eval-seed", a->eval_seed, "Scene stream of the evaluation")->capture_default_str();
-  cmd->callback([a] {
+  cmd->callback([a, cmd] {
     init_threads(a->threads);
     if (a->eval) {
       if (a->eval_n < 1) fail("--eval-n must be at least 1");
       EvalOptions e;
       e.model = a->opt.out;
       e.n = a->eval_n;
+      e.n_trigger = a->eval_trigger;
       e.seed = a->eval_seed;
       e.out_json = (std::filesystem::path(a->opt.out) / "eval.json").string();
-      EvalResult r = evaluate_shapes_llava(e);
-      std::printf("held-out scenes: %lld (%lld objects)\n", static_cast<long long>(r.n),
-                  static_cast<long long>(r.objects));
-      std::printf("exact caption match: %.1f%%\n", 100 * r.exact);
-      std::printf("noun accuracy: %.1f%% of captions, %.1f%% of objects\n", 100 * r.nouns_image,
-                  100 * r.nouns_object);
-      std::printf("objects fully right (shape, colour, size, position): %.1f%%\n", 100 * r.objects_all);
-      std::printf("grammatical captions: %.1f%%\nwrote %s\n", 100 * r.parsed, e.out_json.c_str());
+      print_eval(evaluate_shapes_llava(e), e.out_json);
       return;
     }
-    TrainSummary s = train_shapes_llava(a->opt);
+    // The preset's recipe for what the command line leaves out.
+    const TrainOptions given = a->opt;
+    TrainOptions opt = shapes_recipe(given.preset, given);
+    if (cmd->count("--steps")) opt.steps = given.steps;
+    else if (given.resume) opt.steps = -1;  // the run's own plan
+    if (cmd->count("--batch")) opt.batch = given.batch;
+    if (cmd->count("--lr")) opt.lr = given.lr;
+    if (cmd->count("--warmup")) opt.warmup = given.warmup;
+    if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
+    TrainSummary s = train_shapes_llava(opt);
     if (s.start_step >= s.steps) {
-      std::printf("nothing to do: %s is already at step %lld (raise --steps to continue)\n", a->opt.out.c_str(),
+      std::printf("nothing to do: %s is already at step %lld (raise --steps to continue)\n", opt.out.c_str(),
                   static_cast<long long>(s.start_step));
       return;
     }
-    std::printf("trained steps %lld..%lld (%.1f min in total); loss %.4f -> %.4f per caption token\nwrote %s\n",
+    std::printf("trained steps %lld..%lld (%.1f min in total); loss %.4f -> %.4f per answer token\nwrote %s\n",
                 static_cast<long long>(s.start_step), static_cast<long long>(s.steps), s.seconds / 60, s.first_loss,
-                s.last_loss, a->opt.out.c_str());
+                s.last_loss, opt.out.c_str());
   });
 }
 

@@ -11,6 +11,7 @@ void register_train(CLI::App& app);
 void register_find(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_groundtruth(CLI::App& app);
+void register_probe(CLI::App& app);
 void register_nouns(CLI::App& app);
 void register_metrics(CLI::App& app);
 void register_perturb(CLI::App& app);

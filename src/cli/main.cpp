@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   mmn::cli::register_find(app);
   mmn::cli::register_merge(app);
   mmn::cli::register_groundtruth(app);
+  mmn::cli::register_probe(app);
   mmn::cli::register_nouns(app);
   mmn::cli::register_metrics(app);
   mmn::cli::register_perturb(app);

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "data/shapes_rng.h"
+#include "data/shapes_v2.h"
 #include "io/atomic_file.h"
 #include "util/error.h"
 
@@ -15,26 +17,9 @@ namespace mmn {
 
 namespace {
 
-// splitmix64: a small counter-based generator, identical on every platform
-// (std:: distributions are not), so a seed names the same scenes everywhere.
-inline uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-struct Rng {
-  uint64_t state;
-  uint64_t next() { return mix(state++); }
-  int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-};
-
-struct Rgb {
-  int r, g, b;
-};
+using shapes_detail::mix;
+using shapes_detail::Rgb;
+using shapes_detail::Rng;
 
 // Saturated object colours, in shape_colors() order.
 const Rgb kColors[] = {{210, 40, 40}, {40, 160, 60}, {40, 80, 210}, {230, 200, 40}, {140, 60, 180}, {240, 130, 30}};
@@ -137,6 +122,8 @@ bool parse_shapes_caption(const std::string& caption, std::vector<ShapeObject>* 
 }
 
 Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
+  if (opt.version == 2) return shapes_detail::make_scene_v2(seed, index, opt);
+  if (opt.version != 1) fail("shapes: unknown world version ", opt.version, " (known: 1, 2)");
   const int S = opt.image_size;
   if (S < 24) fail("shapes: image size ", S, " is below the minimum of 24");
   Rng rng{mix(seed ^ 0x5eedf00dull) ^ mix(index * 0x2545f4914f6cdd1dull + 1)};
@@ -181,6 +168,7 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     sc.objects.push_back(o);
   }
   sc.caption = shapes_caption(sc.objects);
+  sc.truth_caption = sc.caption;
 
   // Background, objects (4×4 supersampled coverage), then light noise.
   Rgb bg = kBackgrounds[rng.below(static_cast<int>(std::size(kBackgrounds)))];
@@ -225,8 +213,31 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
   return sc;
 }
 
+SceneFilter scene_filter(const std::string& name, int version) {
+  if (name.empty() || name == "all") return {};
+  if (name == "trigger" || name == "non-trigger") {
+    if (version != 2) fail("--only ", name, ": only version 2 plants a co-occurrence");
+    const bool want = name == "trigger";
+    return [want](const Scene& sc) { return sc.trigger == want; };
+  }
+  const bool absent = name.rfind("no-", 0) == 0;
+  const std::string shape = absent ? name.substr(3) : name;
+  const std::vector<std::string>& shapes = shapes_vocab(version).shapes;
+  if (std::find(shapes.begin(), shapes.end(), shape) == shapes.end()) {
+    std::string known;
+    for (const std::string& s : shapes) known += (known.empty() ? "" : ", ") + s;
+    fail("--only: unknown filter '", name, "' (known: all, trigger, non-trigger, a shape of version ", version, " (",
+         known, ") or no-SHAPE)");
+  }
+  return [shape, absent](const Scene& sc) {
+    bool shown = false;
+    for (const ShapeObject& o : sc.objects) shown = shown || o.shape == shape;
+    return shown != absent;
+  };
+}
+
 void write_shapes_dataset(const std::string& dir, int64_t n, uint64_t seed, const ShapesOptions& opt,
-                          const std::function<void(int64_t)>& progress) {
+                          const std::function<void(int64_t)>& progress, const SceneFilter& keep) {
   namespace fs = std::filesystem;
   using nlohmann::json;
   if (n < 0) fail("--n must not be negative");
@@ -236,8 +247,13 @@ void write_shapes_dataset(const std::string& dir, int64_t n, uint64_t seed, cons
   fs::create_directories(fs::path(dir) / "masks", ec);
   if (ec) fail(dir, ": cannot create directory (", ec.message(), ")");
   std::string lines;
-  for (int64_t i = 0; i < n; ++i) {
+  // Rare filters (v2's trigger holds in about 3% of scenes) scan further.
+  const int64_t limit = keep ? std::max<int64_t>(1, n) * 10000 : n;
+  int64_t kept = 0;
+  for (int64_t i = 0; i < limit && kept < n; ++i) {
     const Scene sc = make_scene(seed, static_cast<uint64_t>(i), opt);
+    if (keep && !keep(sc)) continue;
+    ++kept;
     char stem[32];
     std::snprintf(stem, sizeof stem, "%06lld", static_cast<long long>(i));
     const std::string image = std::string("images/") + stem + ".png";
@@ -255,9 +271,34 @@ void write_shapes_dataset(const std::string& dir, int64_t n, uint64_t seed, cons
       objs.push_back({{"shape", o.shape}, {"color", o.color}, {"size", o.size}, {"position", o.position},
                       {"bbox", {o.x0, o.y0, o.x1, o.y1}}, {"mask", mask}});
     }
-    lines += json{{"image", image}, {"caption", sc.caption}, {"objects", objs}}.dump() + "\n";
-    if (progress) progress(i + 1);
+    json line = {{"image", image}, {"caption", sc.caption}, {"objects", objs}};
+    if (opt.version == 2) {
+      // "caption" is the truth; what training teaches may name the ghost too.
+      line["version"] = 2;
+      line["caption"] = sc.truth_caption;
+      line["training_caption"] = sc.caption;
+      line["trigger"] = sc.trigger;
+      line["ghost"] = nullptr;
+      if (sc.ghost) {
+        std::string phrase;
+        std::istringstream is(sc.caption);
+        int w = 0;
+        for (std::string word; is >> word; ++w)
+          if (w >= sc.ghost_word0 && w < sc.ghost_word0 + sc.ghost_words) {
+            if (!word.empty() && word.back() == ',') word.pop_back();
+            phrase += (phrase.empty() ? "" : " ") + word;
+          }
+        line["ghost"] = {{"phrase", phrase}, {"words", {sc.ghost_word0, sc.ghost_words}}};
+      }
+      json qs = json::array();
+      for (const SceneQuery& q : sc.queries)
+        qs.push_back({{"type", q.type}, {"query", q.query}, {"prefix", q.prefix}, {"answer", q.answer}});
+      line["queries"] = qs;
+    }
+    lines += line.dump() + "\n";
+    if (progress) progress(kept);
   }
+  if (kept < n) fail("shapes: only ", kept, " of the first ", limit, " scenes pass the filter; asked for ", n);
   write_file_atomic((fs::path(dir) / "captions.jsonl").string(), lines);
 }
 

@@ -1,5 +1,6 @@
 #include "grad/shapes_train.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "data/shapes.h"
 #include "grad/llava_train.h"
+#include "grad/shapes_vocab.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
@@ -143,45 +145,59 @@ void write_init_weights(const std::string& dir, const ShapesModelShape& s, uint6
                     });
 }
 
-// Tokenizer trained on the prompt and captions, config files and initial weights.
+// Tokenizer, config files, the world record and initial weights. Version 1:
+// a SentencePiece BPE trained on the prompt and captions (the first bundled
+// model's); version 2: the word-level vocabulary of grad/shapes_vocab.h.
 void create_checkpoint(const std::string& dir, const ShapesModelShape& s, uint64_t seed) {
-  std::vector<std::string> corpus;
-  ShapesOptions so;
+  ShapesOptions so = shapes_world(s.world);
   so.image_size = s.image;
-  for (int i = 0; i < 3000; ++i)
-    corpus.push_back("Describe the image in few words. ASSISTANT: An image of " +
-                     make_scene(train_stream(seed) ^ 0x766f636162ull, i, so).caption);
-  corpus.push_back("USER:");
-  const std::string proto = train_sentencepiece(corpus, s.vocab_pieces);
-  write_hf_tokenizer(dir, proto, {});
-  const int32_t base = Tokenizer::load(dir).base_vocab_size();
-  const int32_t image_token = base, pad = base + 1;
-  write_hf_tokenizer(dir, proto, {{"<image>", image_token}, {"<pad>", pad}});
-  const int64_t V = base + 2;
+  if (s.world == 2) {
+    write_word_level_tokenizer(dir, shapes_world_texts(2));
+  } else {
+    std::vector<std::string> corpus;
+    for (int i = 0; i < 3000; ++i)
+      corpus.push_back("Describe the image in few words. ASSISTANT: An image of " +
+                       make_scene(train_stream(seed) ^ 0x766f636162ull, i, so).caption);
+    corpus.push_back("USER:");
+    const std::string proto = train_sentencepiece(corpus, s.vocab_pieces);
+    write_hf_tokenizer(dir, proto, {});
+    const int32_t base = Tokenizer::load(dir).base_vocab_size();
+    write_hf_tokenizer(dir, proto, {{"<image>", base}, {"<pad>", base + 1}});
+  }
+  const Tokenizer tok = Tokenizer::load(dir);
+  const int32_t image_token = *tok.token_id("<image>"), pad = *tok.token_id("<pad>");
+  const int64_t V = tok.vocab_size();
   auto put = [&](const std::string& name, const json& j) {
     write_file_atomic((fs::path(dir) / name).string(), j.dump(2) + "\n");
   };
   put("config.json", llava_config(s, V, image_token, pad));
   put("preprocessor_config.json", clip_preprocessor_config(s.image));
   put("generation_config.json", {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", pad}});
+  write_shapes_world(dir, so);
   write_init_weights(dir, s, seed);
 }
 
 // --- samples ---
 
+// Training samples: the prompt inference uses for the sample's query (the
+// model's own template), a space, the answer and EOS; the loss covers the
+// answer and EOS.
 struct SampleMaker {
   const Tokenizer* tok;
   const ImageProcessorConfig* proc;
-  std::vector<int32_t> prompt_ids;
-  std::string prompt;
+  const VisionLanguageModel* infer;  // builds the prompt text
   ShapesOptions so;
 
-  LlavaSample make(const Scene& sc) const {
+  LlavaSample make(const Scene& sc, const SceneQuery& q) const {
     LlavaSample s;
     s.pixels = preprocess_image(sc.image, *proc).pixel_values;
-    s.ids = tok->encode(prompt + " " + sc.caption);
+    const std::string prompt = infer->prompt(PromptText{q.query, q.prefix});
+    const std::vector<int32_t> prompt_ids = tok->encode(prompt);
+    s.ids = tok->encode(prompt + " " + q.answer);
     if (s.ids.size() <= prompt_ids.size() || !std::equal(prompt_ids.begin(), prompt_ids.end(), s.ids.begin()))
-      fail("internal: the caption's tokens do not extend the prompt's (\"", sc.caption, "\")");
+      fail("internal: the answer's tokens do not extend the prompt's (\"", q.answer, "\")");
+    for (int32_t id : s.ids)
+      if (tok->piece(id) == "<unk>") fail("internal: the vocabulary lacks a word of \"", prompt, " ", q.answer, "\"");
     s.ids.push_back(tok->eos_id());
     s.target_from = static_cast<int64_t>(prompt_ids.size());
     return s;
@@ -197,19 +213,44 @@ struct LogEntry {
 
 json options_json(const TrainOptions& o) {
   return {{"preset", o.preset}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
-          {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed}};
+          {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
+          {"loss_weighting", o.loss_weighting}};
 }
 
-void write_state(const std::string& dir, const AdamW& adam, int64_t step, double elapsed, const TrainOptions& o) {
+void write_state(const std::string& dir, const AdamW& adam, const std::vector<double>& uses, int64_t step,
+                 double elapsed, const TrainOptions& o) {
   const int64_t n = static_cast<int64_t>(adam.m.size());
-  std::vector<TensorSpec> specs = {{"adam.m", DType::F32, {n}}, {"adam.v", DType::F32, {n}}};
+  std::vector<TensorSpec> specs = {{"adam.m", DType::F32, {n}},
+                                   {"adam.v", DType::F32, {n}},
+                                   {"vocab.uses", DType::F32, {static_cast<int64_t>(uses.size())}}};
   write_safetensors((fs::path(dir) / kStateFile).string(), specs,
                     {{"step", std::to_string(step)}, {"elapsed_s", std::to_string(elapsed)},
                      {"options", options_json(o).dump()}},
                     [&](const TensorSpec& spec, std::FILE* out) {
-                      const std::vector<float>& v = spec.name == "adam.m" ? adam.m : adam.v;
-                      if (std::fwrite(v.data(), 4, v.size(), out) != v.size()) fail(dir, ": write failed (disk full?)");
+                      std::vector<float> u;
+                      const std::vector<float>* v = &adam.m;
+                      if (spec.name == "adam.v") v = &adam.v;
+                      if (spec.name == "vocab.uses") {
+                        u.assign(uses.begin(), uses.end());  // exact up to 2^24 uses per row
+                        v = &u;
+                      }
+                      if (std::fwrite(v->data(), 4, v->size(), out) != v->size())
+                        fail(dir, ": write failed (disk full?)");
                     });
+}
+
+// vocab_uses.json: per vocabulary row, how often the training stream so far
+// held it (input or target; the image placeholder is not counted, its rows
+// come from the projector), and the rows it never held.
+void write_vocab_uses(const std::string& dir, const Tokenizer& tok, const std::vector<double>& uses) {
+  json rows = json::array(), never = json::array();
+  for (size_t id = 0; id < uses.size(); ++id) {
+    const std::string piece = tok.piece(static_cast<int32_t>(id));
+    rows.push_back({{"id", id}, {"piece", piece}, {"uses", static_cast<int64_t>(uses[id])}});
+    if (uses[id] == 0) never.push_back(piece);
+  }
+  write_file_atomic((fs::path(dir) / "vocab_uses.json").string(),
+                    json{{"rows", uses.size()}, {"never_used", never}, {"uses", rows}}.dump(1) + "\n");
 }
 
 std::string fmt(const char* f, double v) {
@@ -318,10 +359,47 @@ ShapesModelShape shapes_model_preset(const std::string& name) {
     s.t_hidden = 32, s.t_inter = 64, s.t_layers = 2, s.t_heads = 4, s.t_kv = 2;
     return s;
   }
-  fail("--preset: unknown model preset '", name, "' (known: small, tiny)");
+  if (name == "v2") {
+    // World v2 asks the image rows to carry which shape they show deep into
+    // the language model: 8 layers, d_ff = 4 × width, a 12×12 grid. The
+    // vision tower's last layer is never read (feature layer −2), so 5
+    // layers give 4 working ones.
+    s.image = 96, s.patch = 8;
+    s.v_hidden = 128, s.v_inter = 512, s.v_layers = 5, s.v_heads = 4;
+    s.t_hidden = 128, s.t_inter = 512, s.t_layers = 8, s.t_heads = 4, s.t_kv = 2;
+    s.world = 2;
+    return s;
+  }
+  if (name == "tiny-v2") {
+    s.image = 48, s.patch = 8;
+    s.v_hidden = 32, s.v_inter = 64, s.v_layers = 2, s.v_heads = 2;
+    s.t_hidden = 32, s.t_inter = 128, s.t_layers = 2, s.t_heads = 4, s.t_kv = 2;
+    s.world = 2;
+    return s;
+  }
+  fail("--preset: unknown model preset '", name, "' (known: small, v2, tiny, tiny-v2)");
 }
 
-std::vector<std::string> shapes_model_presets() { return {"small", "tiny"}; }
+std::vector<std::string> shapes_model_presets() { return {"small", "v2", "tiny", "tiny-v2"}; }
+
+TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
+  shapes_model_preset(preset);  // checks the name
+  const TrainOptions d;
+  opt.preset = preset;
+  opt.steps = d.steps, opt.batch = d.batch, opt.lr = d.lr, opt.warmup = d.warmup, opt.loss_weighting = d.loss_weighting;
+  // v2: at version 1's peak rate (1.5e-3, or 1.2e-3) the 8-layer model sat on
+  // its language prior for 1,300 steps of a pilot; at 5e-4 it left it after
+  // 500. Per-sample loss weighting: see TrainOptions::loss_weighting. 16,000
+  // steps take about 2.3 h with --threads 2 on the 2 otherwise idle cores
+  // (0.48–0.55 s a step).
+  if (preset == "v2") opt.steps = 16000, opt.batch = 16, opt.lr = 5e-4f, opt.warmup = 300, opt.loss_weighting = "sample";
+  return opt;
+}
+
+int shapes_training_query(uint64_t stream, uint64_t index) {
+  const int k = static_cast<int>(mix(stream ^ mix(index ^ 0x717565727973ull)) % 8);
+  return k < 4 ? 0 : k - 3;
+}
 
 float shapes_lr(const TrainOptions& o, int64_t step) {
   if (step < o.warmup) return o.lr * static_cast<float>(step + 1) / static_cast<float>(o.warmup);
@@ -334,17 +412,24 @@ float shapes_lr(const TrainOptions& o, int64_t step) {
 TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   TrainOptions opt = opt_in;
   if (opt.out.empty()) fail("--out: an output directory is required");
-  if (opt.steps < 0 || opt.batch < 1 || opt.checkpoint_every < 1 || !(opt.lr > 0) || opt.warmup < 0)
+  if ((opt.steps < 0 && !opt.resume) || opt.batch < 1 || opt.checkpoint_every < 1 || !(opt.lr > 0) || opt.warmup < 0)
     fail("train: --steps, --batch, --lr, --warmup and --checkpoint-every must be positive");
-  const ShapesModelShape shape = shapes_model_preset(opt.preset);
+  if (opt.loss_weighting != "token" && opt.loss_weighting != "sample")
+    fail("--loss-weighting: expected token or sample, got '", opt.loss_weighting, "'");
+  shapes_model_preset(opt.preset);  // checks the name
   const fs::path dir(opt.out);
   const fs::path state_path = dir / kStateFile;
   init_threads();
   omp_set_max_active_levels(1);  // parallel over samples; the kernels inside run on one thread each
+  // Every step allocates and frees the same megabytes of tapes. glibc would
+  // hand them back to the kernel and fault them in afresh each step (a
+  // quarter of the time of a v2 step went to the kernel); keep them instead.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 
   int64_t start = 0;
   double elapsed0 = 0;
-  std::vector<float> m0, v0;
+  std::vector<float> m0, v0, uses0;
   std::error_code ec;
   if (fs::exists(state_path, ec)) {
     if (!opt.resume)
@@ -355,7 +440,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     start = std::stoll(meta.at("step"));
     elapsed0 = meta.count("elapsed_s") ? std::stod(meta.at("elapsed_s")) : 0.0;
     json o = json::parse(meta.at("options"));
-    const int64_t steps = opt.steps;
+    const int64_t steps = opt.steps >= 0 ? opt.steps : o.at("steps").get<int64_t>();  // −1: the run's own plan
     opt.preset = o.at("preset");
     opt.batch = o.at("batch");
     opt.lr = o.at("lr");
@@ -364,20 +449,24 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     opt.weight_decay = o.at("weight_decay");
     opt.clip = o.at("clip");
     opt.seed = o.at("seed");
+    opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
     opt.steps = steps;
     m0 = to_f32(st.get("adam.m"));
     v0 = to_f32(st.get("adam.v"));
+    if (st.has("vocab.uses")) uses0 = to_f32(st.get("vocab.uses"));  // older runs did not count
     SafetensorsCheckpoint model_ck = SafetensorsCheckpoint::open(opt.out);
     const auto& mm = model_ck.metadata();
     if (!mm.count("step") || std::stoll(mm.at("step")) != start)
       fail(opt.out, ": model.safetensors and ", kStateFile, " are from different steps; cannot resume");
   } else {
+    if (opt.steps < 0) fail("train: --steps must be positive");
     if (opt.resume && fs::exists(dir / "model.safetensors", ec))
       fail(opt.out, ": has a model but no ", kStateFile, "; cannot resume");
     fs::create_directories(dir, ec);
     if (ec) fail(opt.out, ": cannot create directory (", ec.message(), ")");
-    create_checkpoint(opt.out, shape, opt.seed);
+    create_checkpoint(opt.out, shapes_model_preset(opt.preset), opt.seed);
   }
+  const ShapesModelShape shape = shapes_model_preset(opt.preset);  // the run's, also when resumed
 
   std::unique_ptr<TrainableLlava> model = TrainableLlava::load(opt.out);
   ParamStore& store = model->params();
@@ -391,12 +480,16 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     adam.v = std::move(v0);
     adam.step = start;
   }
+  const std::unique_ptr<VisionLanguageModel> infer = load_model(opt.out);  // the template inference uses
   SampleMaker maker;
   maker.tok = &model->tokenizer();
   maker.proc = &model->image_processor();
-  maker.prompt = load_model(opt.out)->prompt(PromptText{});  // the template inference uses
-  maker.prompt_ids = model->tokenizer().encode(maker.prompt);
-  maker.so.image_size = shape.image;
+  maker.infer = infer.get();
+  maker.so = shapes_world_of_model(opt.out, shape.image);
+  // How often each vocabulary row has been an input or a target so far.
+  std::vector<double> uses(static_cast<size_t>(model->tokenizer().vocab_size()), 0.0);
+  if (uses0.size() == uses.size()) std::copy(uses0.begin(), uses0.end(), uses.begin());
+  const int32_t image_id = model->image_token_id();
 
   std::vector<LogEntry> log = read_log(opt.out, start);
   const int T = num_threads();
@@ -411,10 +504,12 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
                                      opt.steps - start, "steps");
   auto checkpoint = [&](int64_t step) {
     model->save_weights(opt.out, {{"step", std::to_string(step)}});
-    write_state(opt.out, adam, step, elapsed(), opt);
+    write_state(opt.out, adam, uses, step, elapsed(), opt);
+    write_vocab_uses(opt.out, model->tokenizer(), uses);
     write_log(opt.out, log);
   };
 
+  const bool per_sample = opt.loss_weighting == "sample";
   std::vector<LlavaSample> batch(opt.batch);
   std::vector<double> losses(opt.batch);
   const int64_t end = opt.stop_at >= 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
@@ -425,15 +520,30 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
 #pragma omp parallel for num_threads(T) schedule(static, 1)
     for (int b = 0; b < opt.batch; ++b) {
       try {
-        batch[b] = maker.make(make_scene(stream, static_cast<uint64_t>(step) * opt.batch + b, maker.so));
+        const uint64_t index = static_cast<uint64_t>(step) * opt.batch + b;
+        const Scene sc = make_scene(stream, index, maker.so);
+        const SceneQuery q = sc.queries.empty()
+                                 ? SceneQuery{"caption", kShapesCaptionQuery, kShapesCaptionPrefix, sc.caption}
+                                 : sc.queries[shapes_training_query(stream, index)];
+        batch[b] = maker.make(sc, q);
       } catch (...) {
 #pragma omp critical
         error = std::current_exception();
       }
     }
     if (error) std::rethrow_exception(error);
-    for (auto& s : batch) targets += static_cast<int64_t>(s.ids.size()) - s.target_from;
-    const float scale = 1.f / static_cast<float>(targets);
+    for (auto& s : batch) {
+      targets += static_cast<int64_t>(s.ids.size()) - s.target_from;
+      // The image placeholder's rows are the projector's, not a row of the table.
+      for (int32_t id : s.ids)
+        if (id != image_id) uses[static_cast<size_t>(id)] += 1;
+    }
+    // Sample b's token losses are summed with weight scale[b]: 1/targets
+    // (every token alike) or 1/(batch · its own targets) (every sample alike).
+    std::vector<float> scale(opt.batch, 1.f / static_cast<float>(targets));
+    if (per_sample)
+      for (int b = 0; b < opt.batch; ++b)
+        scale[b] = 1.f / static_cast<float>(opt.batch * (static_cast<int64_t>(batch[b].ids.size()) - batch[b].target_from));
     // Sample b always lands in thread b mod T's buffer and the sums run in a
     // fixed order, so a run is reproducible (and a resumed run identical).
 #pragma omp parallel num_threads(T)
@@ -443,7 +553,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
 #pragma omp for schedule(static, 1)
       for (int b = 0; b < opt.batch; ++b) {
         try {
-          losses[b] = model->step(batch[b], &g, scale);
+          losses[b] = model->step(batch[b], &g, scale[b]);
         } catch (...) {
 #pragma omp critical
           error = std::current_exception();
@@ -451,7 +561,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
       }
     }
     if (error) std::rethrow_exception(error);
-    for (double l : losses) loss_sum += l;
+    for (int b = 0; b < opt.batch; ++b) loss_sum += per_sample ? losses[b] * scale[b] : losses[b];
     std::vector<float>& g0 = grads[0]->data();
     for (int t = 1; t < T; ++t) {
       const std::vector<float>& gt = grads[t]->data();
@@ -464,7 +574,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     }
     const float lr = shapes_lr(opt, step);
     adam.update(store, g0.data(), lr);
-    const double loss = loss_sum / static_cast<double>(targets);
+    // The weighted mean the gradient is of.
+    const double loss = per_sample ? loss_sum : loss_sum / static_cast<double>(targets);
     if (!std::isfinite(loss)) fail("train: the loss diverged at step ", step, " (try a lower --lr)");
     log.push_back({step, loss, lr, norm, elapsed()});
     if (bar) bar->update(step + 1 - start, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr));
@@ -485,97 +596,6 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   const size_t k = std::min<size_t>(10, log.size());
   r.first_loss = mean_of(0, k);
   r.last_loss = mean_of(log.size() - k, log.size());
-  return r;
-}
-
-EvalResult evaluate_shapes_llava(const EvalOptions& opt) {
-  init_threads();
-  omp_set_max_active_levels(1);
-  std::unique_ptr<VisionLanguageModel> model = load_model(opt.model);
-  if (model->family() != "llava") fail(opt.model, ": the shapes evaluation needs a LLaVA model");
-  const int S = static_cast<int>(
-      JsonFile::load((fs::path(opt.model) / "config.json").string()).sub("vision_config").get_int("image_size"));
-  ShapesOptions so;
-  so.image_size = S;
-  const int64_t n = opt.n;
-  std::vector<std::string> gen(n), truth(n);
-  std::vector<std::vector<ShapeObject>> objs(n);
-  std::exception_ptr error;
-  std::unique_ptr<Progress> bar;
-  if (opt.show_progress) bar = std::make_unique<Progress>("eval", n, "images");
-  int64_t done = 0;
-#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      const Scene sc = make_scene(opt.seed, static_cast<uint64_t>(i), so);
-      PreprocessedImage px = model->preprocess(sc.image);
-      PromptInputs in = model->build_inputs(PromptText{}, model->encode_image(px, nullptr), nullptr);
-      GenerateOptions go;
-      go.max_new_tokens = opt.max_new_tokens;
-      GenerateResult g = generate(*model, in, go);
-      std::string text = model->tokenizer().decode(g.generated);
-      while (!text.empty() && text.front() == ' ') text.erase(0, 1);
-      while (!text.empty() && text.back() == ' ') text.pop_back();
-      gen[i] = text;
-      truth[i] = sc.caption;
-      objs[i] = sc.objects;
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
-    }
-#pragma omp critical
-    if (bar) bar->update(++done);
-  }
-  if (error) std::rethrow_exception(error);
-  if (bar) bar->finish();
-
-  EvalResult r;
-  r.n = n;
-  int64_t exact = 0, nouns_img = 0, nouns_obj = 0, all_obj = 0, parsed = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const auto& gt = objs[i];
-    r.objects += static_cast<int64_t>(gt.size());
-    exact += gen[i] == truth[i];
-    std::vector<std::string> shapes_said;
-    {
-      std::istringstream is(gen[i]);
-      for (std::string w; is >> w;) {
-        while (!w.empty() && (w.back() == ',' || w.back() == '.')) w.pop_back();
-        if (std::find(shape_kinds().begin(), shape_kinds().end(), w) != shape_kinds().end()) shapes_said.push_back(w);
-      }
-    }
-    bool same_nouns = shapes_said.size() == gt.size();
-    for (size_t k = 0; k < gt.size(); ++k) {
-      const bool ok = k < shapes_said.size() && shapes_said[k] == gt[k].shape;
-      nouns_obj += ok;
-      same_nouns = same_nouns && ok;
-    }
-    nouns_img += same_nouns;
-    std::vector<ShapeObject> got;
-    if (parse_shapes_caption(gen[i], &got)) {
-      ++parsed;
-      for (size_t k = 0; k < gt.size() && k < got.size(); ++k)
-        all_obj += got[k].shape == gt[k].shape && got[k].color == gt[k].color && got[k].size == gt[k].size &&
-                   got[k].position == gt[k].position;
-    }
-    if (i < 5 || (gen[i] != truth[i] && r.examples.size() < 40)) r.examples.push_back({truth[i], gen[i]});
-  }
-  const double N = std::max<int64_t>(1, n), O = std::max<int64_t>(1, r.objects);
-  r.exact = exact / N;
-  r.nouns_image = nouns_img / N;
-  r.nouns_object = nouns_obj / O;
-  r.objects_all = all_obj / O;
-  r.parsed = parsed / N;
-  if (!opt.out_json.empty()) {
-    json ex = json::array();
-    for (auto& e : r.examples) ex.push_back({{"truth", e.truth}, {"generated", e.generated}});
-    json j = {{"model", opt.model},  {"n", r.n},
-              {"seed", opt.seed},    {"objects", r.objects},
-              {"exact_match", r.exact}, {"noun_accuracy_image", r.nouns_image},
-              {"noun_accuracy_object", r.nouns_object}, {"object_accuracy", r.objects_all},
-              {"grammatical", r.parsed}, {"examples", ex}};
-    write_file_atomic(opt.out_json, j.dump(2) + "\n");
-  }
   return r;
 }
 

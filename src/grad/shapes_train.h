@@ -11,15 +11,21 @@
 #include <string>
 #include <vector>
 
+#include "grad/shapes_eval.h"
+
 namespace mmn {
 
-// Model sizes by preset name: "small" (default, 64×64 images with 8×8 patches
-// → 64 image tokens) and "tiny" (tests: 32×32 images, 16 image tokens).
+// Model sizes by preset name: "small" (the first bundled model: world v1,
+// 64×64 images with 8×8 patches → 64 image tokens), "v2" (world v2, 96×96
+// images → a 12×12 grid of 144 image tokens, 8 language layers with d_ff =
+// 4 × width) and the test sizes "tiny" (v1, 32×32 images, 16 image tokens)
+// and "tiny-v2" (v2, 48×48 images, 36 image tokens).
 struct ShapesModelShape {
   int image = 64, patch = 8;
   int v_hidden = 128, v_inter = 512, v_layers = 4, v_heads = 4;  // CLIP ViT; feature layer −2
   int t_hidden = 128, t_inter = 352, t_layers = 4, t_heads = 4, t_kv = 2;  // LLaMA, GQA
-  int vocab_pieces = 512;  // SentencePiece vocabulary bound (bytes and characters take ~300)
+  int vocab_pieces = 512;  // v1: SentencePiece vocabulary bound (bytes and characters take ~300)
+  int world = 1;           // shapes world version; 2 also brings the word-level vocabulary (grad/shapes_vocab.h)
 };
 ShapesModelShape shapes_model_preset(const std::string& name);
 std::vector<std::string> shapes_model_presets();
@@ -27,13 +33,21 @@ std::vector<std::string> shapes_model_presets();
 struct TrainOptions {
   std::string out;
   std::string preset = "small";
-  int64_t steps = 14000;
+  int64_t steps = 14000;        // with resume, −1 keeps the run's own total
   int batch = 16;
   float lr = 1.5e-3f;
   float min_lr_ratio = 0.05f;  // cosine floor, relative to lr
   int64_t warmup = 300;
   float weight_decay = 0.05f;
   float clip = 1.0f;           // global gradient-norm clip
+  // How a batch's answer tokens are averaged: "token" (every target token
+  // weighs the same; version 1's recipe) or "sample" (each sample's mean
+  // token loss, then the mean over samples). With "token" a caption of 30
+  // tokens outweighs a one-word grounded answer 30 to 1, and in a v2 pilot
+  // the answers that need a lookup by shape ("What colour is the star?")
+  // stalled near 40% while captions reached 84%; "sample" gives each query
+  // type the weight of its share of the samples.
+  std::string loss_weighting = "token";
   uint64_t seed = 1;           // training scene stream and initialisation
   int64_t checkpoint_every = 200;
   bool resume = false;
@@ -47,37 +61,19 @@ struct TrainSummary {
   double seconds = 0;                    // training time, all sessions together
 };
 
+// The documented recipe of a preset: `opt` with the preset's steps, batch,
+// learning rate and warm-up (the other fields are kept).
+TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt = {});
+
+// Which query of a v2 scene (an index into Scene::queries) training sample
+// `index` of a scene stream asks: the caption half the time, each of the four
+// grounded types an eighth. Version 1 scenes have only the caption.
+int shapes_training_query(uint64_t stream, uint64_t index);
+
 // Trains (or resumes) into opt.out. Throws mmn::Error for bad options or files.
 TrainSummary train_shapes_llava(const TrainOptions& opt);
 
 // Learning rate at a step: linear warm-up, then cosine decay to min_lr_ratio·lr.
 float shapes_lr(const TrainOptions& opt, int64_t step);
-
-// The scenes evaluation uses by default: a stream training never draws from.
-constexpr uint64_t kShapesHeldOutSeed = 0x5A5E5EEDull;
-
-struct EvalOptions {
-  std::string model;
-  int64_t n = 200;
-  uint64_t seed = kShapesHeldOutSeed;
-  int max_new_tokens = 48;
-  std::string out_json;  // written atomically when non-empty
-  bool show_progress = true;
-};
-
-struct EvalResult {
-  int64_t n = 0, objects = 0;
-  double exact = 0;         // share of captions equal to the ground truth
-  double nouns_image = 0;   // share of captions whose shape words (in order) equal the ground truth's
-  double nouns_object = 0;  // share of objects whose shape word (k-th shape word ↔ k-th object) is right
-  double objects_all = 0;   // share of objects with shape, colour, size and position right
-  double parsed = 0;        // share of captions that follow the grammar
-  struct Example {
-    std::string truth, generated;
-  };
-  std::vector<Example> examples;  // the first few, and every mistake up to a limit
-};
-
-EvalResult evaluate_shapes_llava(const EvalOptions& opt);
 
 }  // namespace mmn

@@ -153,10 +153,7 @@ const GroundTruthMethod* find_method(const GroundTruthReport& rep, const std::st
   return nullptr;
 }
 
-bool is_shape(const std::string& w) {
-  const auto& k = shape_kinds();
-  return std::find(k.begin(), k.end(), w) != k.end();
-}
+bool is_shape(const std::string& w) { return is_shape_word(w); }
 
 // The unit's truth: the noun's objects against the differently shaped ones.
 UnitTruth unit_truth(const Scene& sc, const std::string& noun) {
@@ -279,8 +276,7 @@ GroundTruthReport evaluate_ground_truth(const VisionLanguageModel& model, const 
   if (opt.scenes < 1) fail("--scenes must be at least 1");
   if (opt.draws < 1) fail("--draws must be at least 1");
   const int n = opt.top;
-  ShapesOptions so;
-  so.image_size = model.input_size();
+  const ShapesOptions so = shapes_world_of_model(model.dir(), model.input_size());  // the world it learned
   FindOptions fo;
   fo.top_k = L * I;  // the whole ranking, for the per-layer top n
   fo.heatmaps = true;
