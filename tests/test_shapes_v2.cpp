@@ -395,3 +395,29 @@ TEST(ShapesV2, OnlyKeepsTheScenesAFilterNames) {
   EXPECT_NE(log.find("error: --only: unknown filter 'blob'"), std::string::npos) << log;
   fs::remove_all(a);
 }
+
+TEST(ShapesV2, BadWorldRecordsAreOneLineErrors) {
+  const fs::path dir = test::temp_dir("shapes-v2-world");
+  EXPECT_EQ(shapes_world_of_model(dir.string(), 64).version, 1);  // no record: the first model's world
+  write_shapes_world(dir.string(), shapes_world(2));
+  EXPECT_EQ(shapes_world_of_model(dir.string(), 96).version, 2);
+  auto error_of = [&](const std::string& text, int input) {
+    write_file_atomic((dir / "shapes_world.json").string(), text);
+    try {
+      shapes_world_of_model(dir.string(), input);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string file = (dir / "shapes_world.json").string();
+  EXPECT_EQ(error_of(R"({"version": 2})", 96), "no error");  // the image size defaults to the model's
+  EXPECT_EQ(error_of(R"({"version": 9, "image_size": 96})", 96), file + ": unknown shapes world version 9");
+  EXPECT_EQ(error_of(R"({"version": 2, "image_size": 96, "ghost_share": 3})", 96),
+            file + ": ghost_share must be in [0, 1]");
+  EXPECT_EQ(error_of(R"({"version": 2, "image_size": 96})", 64),
+            file + ": the world's images are 96 pixels, the model takes 64");
+  EXPECT_EQ(error_of(R"([1, 2])", 96).rfind(file + ": not a shapes world record", 0), 0u);
+  EXPECT_EQ(error_of(R"({"version": "two"})", 96).rfind(file + ": not a shapes world record", 0), 0u);
+  fs::remove_all(dir);
+}

@@ -65,7 +65,8 @@ ShapesOptions shapes_world_of_model(const std::string& model_dir, int input_size
   }
   if (o.image_size != input_size)
     fail(path.string(), ": the world's images are ", o.image_size, " pixels, the model takes ", input_size);
-  shapes_vocab(o.version);  // checks the version
+  if (o.version != 1 && o.version != 2) fail(path.string(), ": unknown shapes world version ", o.version);
+  if (!(o.ghost_share >= 0 && o.ghost_share <= 1)) fail(path.string(), ": ghost_share must be in [0, 1]");
   return o;
 }
 
