@@ -45,18 +45,24 @@ std::vector<double> logged_losses(const fs::path& dir) {
   return out;
 }
 
-// A tiny model trained for 40 steps, shared by the tests that only read it
-// and removed at exit.
+// A run of a preset for a few steps in its own temporary directory, removed
+// when the run object goes.
+struct TinyRun {
+  fs::path base, dir;
+  TinyRun(const std::string& preset, int64_t steps) : base(test::temp_dir("train-" + preset)), dir(base / "run") {
+    TrainOptions o = tiny_options(dir, steps);
+    o.preset = preset;
+    train_shapes_llava(o);
+  }
+  ~TinyRun() {
+    std::error_code ec;
+    fs::remove_all(base, ec);
+  }
+};
+
+// A tiny model trained for 40 steps, shared by the tests that only read it.
 const fs::path& trained_tiny() {
-  struct Run {
-    fs::path base = test::temp_dir("train-tiny"), dir = base / "run";
-    Run() { train_shapes_llava(tiny_options(dir, 40)); }
-    ~Run() {
-      std::error_code ec;
-      fs::remove_all(base, ec);
-    }
-  };
-  static Run run;
+  static TinyRun run("tiny", 40);
   return run.dir;
 }
 
@@ -235,21 +241,9 @@ TEST(Train, PresetRecipes) {
 
 namespace {
 
-// A tiny world-v2 model trained for a few steps, removed at exit.
+// A tiny world-v2 model trained for a few steps.
 const fs::path& trained_tiny_v2() {
-  struct Run {
-    fs::path base = test::temp_dir("train-tiny-v2"), dir = base / "run";
-    Run() {
-      TrainOptions o = tiny_options(dir, 12);
-      o.preset = "tiny-v2";
-      train_shapes_llava(o);
-    }
-    ~Run() {
-      std::error_code ec;
-      fs::remove_all(base, ec);
-    }
-  };
-  static Run run;
+  static TinyRun run("tiny-v2", 12);
   return run.dir;
 }
 

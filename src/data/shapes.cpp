@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "data/shapes_render.h"
 #include "data/shapes_rng.h"
 #include "data/shapes_v2.h"
 #include "io/atomic_file.h"
@@ -18,14 +19,13 @@ namespace mmn {
 namespace {
 
 using shapes_detail::mix;
+using shapes_detail::PlacedShape;
+using shapes_detail::render_scene;
 using shapes_detail::Rgb;
 using shapes_detail::Rng;
 
 // Saturated object colours, in shape_colors() order.
 const Rgb kColors[] = {{210, 40, 40}, {40, 160, 60}, {40, 80, 210}, {230, 200, 40}, {140, 60, 180}, {240, 130, 30}};
-// Muted backgrounds, far from every object colour.
-const Rgb kBackgrounds[] = {{205, 205, 205}, {80, 80, 80},    {220, 210, 185}, {70, 80, 100},
-                            {175, 195, 175}, {235, 230, 215}, {35, 35, 40}};
 
 // Whether the point (dx, dy), relative to the centre, lies inside a shape of radius r.
 bool inside(int kind, double dx, double dy, double r) {
@@ -46,11 +46,6 @@ bool inside(int kind, double dx, double dy, double r) {
 }
 
 std::string position_phrase(const std::string& p) { return p == "center" ? "in the center" : "on the " + p; }
-
-int index_of(const std::vector<std::string>& v, const std::string& s) {
-  auto it = std::find(v.begin(), v.end(), s);
-  return it == v.end() ? -1 : static_cast<int>(it - v.begin());
-}
 
 }  // namespace
 
@@ -82,43 +77,7 @@ std::string shapes_caption(const std::vector<ShapeObject>& objects) {
 }
 
 bool parse_shapes_caption(const std::string& caption, std::vector<ShapeObject>* objects) {
-  std::string text = caption;
-  while (!text.empty() && (text.back() == ' ' || text.back() == '.' || text.back() == '\n')) text.pop_back();
-  std::vector<std::string> words;
-  std::vector<bool> comma_after;
-  std::istringstream is(text);
-  for (std::string w; is >> w;) {
-    const bool comma = !w.empty() && w.back() == ',';
-    if (comma) w.pop_back();
-    words.push_back(w);
-    comma_after.push_back(comma);
-  }
-  objects->clear();
-  size_t i = 0;
-  while (true) {
-    if (i + 7 > words.size() || words[i] != "a") return false;
-    ShapeObject o;
-    o.size = words[i + 1];
-    o.color = words[i + 2];
-    o.shape = words[i + 3];
-    if (index_of(shape_sizes(), o.size) < 0 || index_of(shape_colors(), o.color) < 0 ||
-        index_of(shape_kinds(), o.shape) < 0)
-      return false;
-    if (words[i + 5] != "the") return false;
-    if (words[i + 4] == "in" && words[i + 6] == "center") o.position = "center";
-    else if (words[i + 4] == "on" && (words[i + 6] == "left" || words[i + 6] == "right")) o.position = words[i + 6];
-    else return false;
-    objects->push_back(o);
-    const bool comma = comma_after[i + 6];
-    i += 7;
-    if (i == words.size()) return !comma;
-    if (words[i] == "and") {
-      if (comma) return false;
-      ++i;
-    } else if (!comma) {
-      return false;
-    }
-  }
+  return parse_shapes_caption(caption, objects, 1);
 }
 
 Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
@@ -134,12 +93,7 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
   for (int i = 2; i > 0; --i) std::swap(cols[i], cols[rng.below(i + 1)]);
   std::sort(cols, cols + k);
   const double third = S / 3.0;
-  struct Placed {
-    int kind;
-    Rgb color;
-    double cx, cy, r;
-  };
-  std::vector<Placed> placed;
+  std::vector<PlacedShape> placed;
   for (int i = 0; i < k; ++i) {
     ShapeObject o;
     const int kind = rng.below(static_cast<int>(shape_kinds().size()));
@@ -171,45 +125,7 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
   sc.truth_caption = sc.caption;
 
   // Background, objects (4×4 supersampled coverage), then light noise.
-  Rgb bg = kBackgrounds[rng.below(static_cast<int>(std::size(kBackgrounds)))];
-  bg.r = std::clamp(bg.r + rng.below(25) - 12, 0, 255);
-  bg.g = std::clamp(bg.g + rng.below(25) - 12, 0, 255);
-  bg.b = std::clamp(bg.b + rng.below(25) - 12, 0, 255);
-  sc.image.width = sc.image.height = S;
-  sc.image.rgb.resize(static_cast<size_t>(S) * S * 3);
-  sc.masks.assign(k, std::vector<uint8_t>(static_cast<size_t>(S) * S, 0));
-  for (int y = 0; y < S; ++y)
-    for (int x = 0; x < S; ++x) {
-      double px[3] = {static_cast<double>(bg.r), static_cast<double>(bg.g), static_cast<double>(bg.b)};
-      for (int i = 0; i < k; ++i) {
-        const Placed& p = placed[i];
-        if (std::fabs(x + 0.5 - p.cx) > p.r + 1 || std::fabs(y + 0.5 - p.cy) > p.r + 1) continue;
-        int hits = 0;
-        for (int sy = 0; sy < 4; ++sy)
-          for (int sx = 0; sx < 4; ++sx)
-            hits += inside(p.kind, x + (sx + 0.5) / 4 - p.cx, y + (sy + 0.5) / 4 - p.cy, p.r);
-        if (!hits) continue;
-        const double a = hits / 16.0;
-        px[0] = px[0] * (1 - a) + p.color.r * a;
-        px[1] = px[1] * (1 - a) + p.color.g * a;
-        px[2] = px[2] * (1 - a) + p.color.b * a;
-        if (hits >= 8) sc.masks[i][static_cast<size_t>(y) * S + x] = 1;
-      }
-      uint8_t* out = sc.image.row(y) + x * 3;
-      for (int c = 0; c < 3; ++c)
-        out[c] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::lround(px[c])) + rng.below(13) - 6, 0, 255));
-    }
-  for (int i = 0; i < k; ++i) {
-    ShapeObject& o = sc.objects[i];
-    o.x0 = o.y0 = S;
-    o.x1 = o.y1 = 0;
-    for (int y = 0; y < S; ++y)
-      for (int x = 0; x < S; ++x)
-        if (sc.masks[i][static_cast<size_t>(y) * S + x]) {
-          o.x0 = std::min(o.x0, x), o.y0 = std::min(o.y0, y);
-          o.x1 = std::max(o.x1, x + 1), o.y1 = std::max(o.y1, y + 1);
-        }
-  }
+  render_scene(sc, placed, inside, S, rng);
   return sc;
 }
 

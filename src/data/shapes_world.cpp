@@ -76,7 +76,6 @@ void write_shapes_world(const std::string& model_dir, const ShapesOptions& opt) 
 }
 
 bool parse_shapes_caption(const std::string& caption, std::vector<ShapeObject>* objects, int version) {
-  if (version == 1) return parse_shapes_caption(caption, objects);
   const ShapesVocab& v = shapes_vocab(version);
   std::string text = caption;
   while (!text.empty() && (text.back() == ' ' || text.back() == '.' || text.back() == '\n')) text.pop_back();

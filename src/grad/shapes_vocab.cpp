@@ -1,8 +1,5 @@
 #include "grad/shapes_vocab.h"
 
-#include <fcntl.h>
-#include <sentencepiece_trainer.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -137,33 +134,9 @@ std::string with_pieces(const std::string& proto, const std::vector<std::string>
 // The trainer gives the specs (BPE, identity normalisation, no byte fallback,
 // <unk>/<s>/</s> = 0/1/2); its pieces are replaced.
 std::string trained_specs(const std::vector<std::string>& texts) {
-  const fs::path tmp = fs::temp_directory_path() / ("mmn-spm-words-" + std::to_string(::getpid()));
-  fs::create_directories(tmp);
-  std::string corpus;
-  for (std::string t : texts) {
-    std::replace(t.begin(), t.end(), '\n', ' ');  // lines are sentences
-    corpus += t + "\n";
-  }
-  write_file_atomic((tmp / "corpus.txt").string(), corpus);
-  const std::string args = "--input=" + (tmp / "corpus.txt").string() + " --model_prefix=" + (tmp / "sp").string() +
-                           " --model_type=bpe --vocab_size=1000 --hard_vocab_limit=false --byte_fallback=false"
-                           " --split_digits=true --character_coverage=1.0 --normalization_rule_name=identity"
-                           " --remove_extra_whitespaces=false --add_dummy_prefix=true"
-                           " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2";
-  // The trainer logs its command line to stderr whatever --minloglevel says.
-  std::fflush(stderr);
-  const int saved = ::dup(2);
-  const int devnull = ::open("/dev/null", O_WRONLY);
-  if (devnull >= 0) ::dup2(devnull, 2);
-  const auto st = sentencepiece::SentencePieceTrainer::Train(args);
-  if (saved >= 0) ::dup2(saved, 2), ::close(saved);
-  if (devnull >= 0) ::close(devnull);
-  std::string model;
-  if (st.ok()) model = read_file((tmp / "sp.model").string());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  if (!st.ok()) fail("SentencePiece training failed: ", st.ToString());
-  return model;
+  std::vector<std::string> lines = texts;
+  for (std::string& t : lines) std::replace(t.begin(), t.end(), '\n', ' ');  // lines are sentences
+  return train_sentencepiece(lines, 1000, /*byte_fallback=*/false);
 }
 
 bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }

@@ -14,7 +14,7 @@
 
 namespace mmn {
 
-std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size) {
+std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size, bool byte_fallback) {
   namespace fs = std::filesystem;
   fs::path tmp = fs::temp_directory_path() / ("mmn-spm-" + std::to_string(::getpid()));
   fs::create_directories(tmp);
@@ -23,7 +23,8 @@ std::string train_sentencepiece(const std::vector<std::string>& sentences, int v
   write_file_atomic((tmp / "corpus.txt").string(), corpus);
   const std::string args = "--input=" + (tmp / "corpus.txt").string() + " --model_prefix=" + (tmp / "sp").string() +
                            " --model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
-                           " --hard_vocab_limit=false --byte_fallback=true --split_digits=true"
+                           " --hard_vocab_limit=false --byte_fallback=" + (byte_fallback ? "true" : "false") +
+                           " --split_digits=true"
                            " --character_coverage=1.0 --normalization_rule_name=identity"
                            " --remove_extra_whitespaces=false --add_dummy_prefix=true"
                            " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2";
@@ -33,8 +34,7 @@ std::string train_sentencepiece(const std::vector<std::string>& sentences, int v
   const int devnull = ::open("/dev/null", O_WRONLY);
   if (devnull >= 0) ::dup2(devnull, 2);
   auto st = sentencepiece::SentencePieceTrainer::Train(args);
-  if (saved >= 0) ::dup2(saved, 2);
-  if (saved >= 0) ::close(saved);
+  if (saved >= 0) ::dup2(saved, 2), ::close(saved);
   if (devnull >= 0) ::close(devnull);
   std::string model;
   if (st.ok()) model = read_file((tmp / "sp.model").string());

@@ -8,8 +8,10 @@
 namespace mmn {
 
 // Returns the serialized tokenizer.model. vocab_size is an upper bound: the
-// trainer stops earlier when the corpus has fewer merges to offer.
-std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size);
+// trainer stops earlier when the corpus has fewer merges to offer. Each
+// sentence is one line of the corpus (keep newlines out of them).
+// byte_fallback = false trains without the 256 byte pieces.
+std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size, bool byte_fallback = true);
 
 // Writes tokenizer.model, tokenizer_config.json (LlamaTokenizer, legacy: false),
 // special_tokens_map.json and added_tokens.json (name → id) into dir.
