@@ -182,9 +182,41 @@ TEST(Train, LossWeighting) {
   const nlohmann::json o = nlohmann::json::parse(
       SafetensorsCheckpoint::open((base / "sample4" / "train_state.safetensors").string()).metadata().at("options"));
   EXPECT_EQ(o["loss_weighting"], "sample");
+  // Sample weighting from step 2 of 4 equals token weighting for 2 steps, then
+  // a resume that switches to sample weighting (the plan changes on resume).
+  TrainOptions late = tiny_options(base / "late", 4);
+  late.preset = "tiny-v2";
+  late.batch = 4;
+  late.loss_weighting = "sample";
+  late.loss_weighting_from = 2;
+  train_shapes_llava(late);
+  TrainOptions switched = late;
+  switched.out = (base / "switched").string();
+  switched.loss_weighting = "token";
+  switched.loss_weighting_from = 0;
+  switched.stop_at = 2;
+  train_shapes_llava(switched);
+  switched.stop_at = -1;
+  switched.resume = true;
+  switched.keep_loss_weighting = true;
+  switched.loss_weighting = "sample";
+  switched.loss_weighting_from = 2;
+  train_shapes_llava(switched);
+  EXPECT_EQ(read_file((base / "late" / "model.safetensors").string()),
+            read_file((base / "switched" / "model.safetensors").string()));
+  EXPECT_EQ(logged_losses(base / "late"), logged_losses(base / "switched"));
+  TrainOptions token_only = late;
+  token_only.out = (base / "token-only").string();
+  token_only.loss_weighting = "token";
+  train_shapes_llava(token_only);
+  EXPECT_NE(read_file((base / "late" / "model.safetensors").string()),
+            read_file((base / "token-only" / "model.safetensors").string()));
   TrainOptions bad = token;
   bad.out = (base / "bad").string();
   bad.loss_weighting = "word";
+  EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
+  bad.loss_weighting = "sample";
+  bad.loss_weighting_from = -1;
   EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
   fs::remove_all(base);
 }
@@ -231,6 +263,8 @@ TEST(Train, PresetRecipes) {
   EXPECT_GT(v2.steps, 0);
   EXPECT_EQ(small.loss_weighting, "token");  // the first bundled model's recipe stays what it was
   EXPECT_EQ(v2.loss_weighting, "sample");
+  EXPECT_GT(v2.loss_weighting_from, 0);
+  EXPECT_LT(v2.loss_weighting_from, v2.steps);
   const ShapesModelShape s = shapes_model_preset("v2");
   EXPECT_GE(s.t_layers, 8);
   EXPECT_GE(s.t_inter, 4 * s.t_hidden);

@@ -54,14 +54,16 @@ void register_train(CLI::App& app) {
                   "(tests); --steps, --batch, --lr and --warmup default to the preset's recipe")
       ->capture_default_str();
   cmd->add_option("--steps", o.steps,
-                  "Total optimizer steps (recipe: small 14000, v2 16000; with --resume: the run's own)");
+                  "Total optimizer steps (recipe: small 14000, v2 13000; with --resume: the run's own)");
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
   cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)");
   cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)");
   cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)");
   cmd->add_option("--loss-weighting", o.loss_weighting,
                   "Average the loss over every answer token (token) or per sample, then over samples (sample); "
-                  "recipe: small token, v2 sample");
+                  "recipe: small token, v2 sample from step 8000; given with --resume, it changes the run's plan");
+  cmd->add_option("--loss-weighting-from", o.loss_weighting_from,
+                  "Step from which sample weighting applies (token weighting before it)");
   cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")->capture_default_str();
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
@@ -91,7 +93,11 @@ void register_train(CLI::App& app) {
     if (cmd->count("--batch")) opt.batch = given.batch;
     if (cmd->count("--lr")) opt.lr = given.lr;
     if (cmd->count("--warmup")) opt.warmup = given.warmup;
-    if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
+    if (cmd->count("--loss-weighting") || cmd->count("--loss-weighting-from")) {
+      if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
+      opt.loss_weighting_from = given.loss_weighting_from;
+      opt.keep_loss_weighting = true;
+    }
     TrainSummary s = train_shapes_llava(opt);
     if (s.start_step >= s.steps) {
       std::printf("nothing to do: %s is already at step %lld (raise --steps to continue)\n", opt.out.c_str(),

@@ -214,7 +214,7 @@ struct LogEntry {
 json options_json(const TrainOptions& o) {
   return {{"preset", o.preset}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
           {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
-          {"loss_weighting", o.loss_weighting}};
+          {"loss_weighting", o.loss_weighting}, {"loss_weighting_from", o.loss_weighting_from}};
 }
 
 void write_state(const std::string& dir, const AdamW& adam, const std::vector<double>& uses, int64_t step,
@@ -387,12 +387,13 @@ TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
   const TrainOptions d;
   opt.preset = preset;
   opt.steps = d.steps, opt.batch = d.batch, opt.lr = d.lr, opt.warmup = d.warmup, opt.loss_weighting = d.loss_weighting;
+  opt.loss_weighting_from = d.loss_weighting_from;
   // v2: at version 1's peak rate (1.5e-3, or 1.2e-3) the 8-layer model sat on
   // its language prior for 1,300 steps of a pilot; at 5e-4 it left it after
-  // 500. Per-sample loss weighting: see TrainOptions::loss_weighting. 16,000
-  // steps take about 2.3 h with --threads 2 on the 2 otherwise idle cores
-  // (0.48–0.55 s a step).
-  if (preset == "v2") opt.steps = 16000, opt.batch = 16, opt.lr = 5e-4f, opt.warmup = 300, opt.loss_weighting = "sample";
+  // 500. Loss weighting: see TrainOptions::loss_weighting. 13,000 steps take
+  // about 2 h with --threads 2 on 2 otherwise idle cores (0.48–0.55 s a step).
+  if (preset == "v2") opt.steps = 13000, opt.batch = 16, opt.lr = 5e-4f, opt.warmup = 300, opt.loss_weighting = "sample",
+                       opt.loss_weighting_from = 8000;
   return opt;
 }
 
@@ -416,6 +417,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     fail("train: --steps, --batch, --lr, --warmup and --checkpoint-every must be positive");
   if (opt.loss_weighting != "token" && opt.loss_weighting != "sample")
     fail("--loss-weighting: expected token or sample, got '", opt.loss_weighting, "'");
+  if (opt.loss_weighting_from < 0) fail("--loss-weighting-from must not be negative");
   shapes_model_preset(opt.preset);  // checks the name
   const fs::path dir(opt.out);
   const fs::path state_path = dir / kStateFile;
@@ -449,7 +451,10 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     opt.weight_decay = o.at("weight_decay");
     opt.clip = o.at("clip");
     opt.seed = o.at("seed");
-    opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
+    if (!opt.keep_loss_weighting) {
+      opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
+      opt.loss_weighting_from = o.value("loss_weighting_from", int64_t{0});
+    }
     opt.steps = steps;
     m0 = to_f32(st.get("adam.m"));
     v0 = to_f32(st.get("adam.v"));
@@ -509,7 +514,6 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     write_log(opt.out, log);
   };
 
-  const bool per_sample = opt.loss_weighting == "sample";
   std::vector<LlavaSample> batch(opt.batch);
   std::vector<double> losses(opt.batch);
   const int64_t end = opt.stop_at >= 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
@@ -538,6 +542,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
       for (int32_t id : s.ids)
         if (id != image_id) uses[static_cast<size_t>(id)] += 1;
     }
+    const bool per_sample = opt.loss_weighting == "sample" && step >= opt.loss_weighting_from;
     // Sample b's token losses are summed with weight scale[b]: 1/targets
     // (every token alike) or 1/(batch · its own targets) (every sample alike).
     std::vector<float> scale(opt.batch, 1.f / static_cast<float>(targets));
