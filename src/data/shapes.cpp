@@ -112,10 +112,7 @@ Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     const int ylo = static_cast<int>(std::ceil((r + 2) / q)), yhi = static_cast<int>(std::floor((S - r - 2) / q));
     const double cx = q * (lo + rng.below(hi - lo + 1));
     const double cy = q * (ylo + rng.below(yhi - ylo + 1));
-    Rgb c = kColors[color];
-    c.r = std::clamp(c.r + rng.below(31) - 15, 0, 255);
-    c.g = std::clamp(c.g + rng.below(31) - 15, 0, 255);
-    c.b = std::clamp(c.b + rng.below(31) - 15, 0, 255);
+    const Rgb c = shapes_detail::jittered(kColors[color], 15, rng);
     o.cx = static_cast<int>(std::floor(cx));
     o.cy = static_cast<int>(std::floor(cy));
     placed.push_back({kind, c, cx, cy, r});

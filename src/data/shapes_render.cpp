@@ -16,10 +16,7 @@ const Rgb kBackgrounds[] = {{205, 205, 205}, {80, 80, 80},    {220, 210, 185}, {
 
 void render_scene(Scene& sc, const std::vector<PlacedShape>& placed, InsideFn inside, int S, Rng& rng) {
   const int k = static_cast<int>(placed.size());
-  Rgb bg = kBackgrounds[rng.below(static_cast<int>(std::size(kBackgrounds)))];
-  bg.r = std::clamp(bg.r + rng.below(25) - 12, 0, 255);
-  bg.g = std::clamp(bg.g + rng.below(25) - 12, 0, 255);
-  bg.b = std::clamp(bg.b + rng.below(25) - 12, 0, 255);
+  const Rgb bg = jittered(kBackgrounds[rng.below(static_cast<int>(std::size(kBackgrounds)))], 12, rng);
   sc.image.width = sc.image.height = S;
   sc.image.rgb.resize(static_cast<size_t>(S) * S * 3);
   sc.masks.assign(k, std::vector<uint8_t>(static_cast<size_t>(S) * S, 0));

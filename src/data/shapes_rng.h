@@ -3,6 +3,7 @@
 // distributions do not), so a seed names the same scenes everywhere. Shared
 // by both versions of the world (data/shapes.cpp, data/shapes_v2.cpp).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace mmn::shapes_detail {
@@ -25,5 +26,13 @@ struct Rng {
 struct Rgb {
   int r, g, b;
 };
+
+// c with each channel moved by a draw in [−spread, spread] (r, g, b in that order), clamped.
+inline Rgb jittered(Rgb c, int spread, Rng& rng) {
+  c.r = std::clamp(c.r + rng.below(2 * spread + 1) - spread, 0, 255);
+  c.g = std::clamp(c.g + rng.below(2 * spread + 1) - spread, 0, 255);
+  c.b = std::clamp(c.b + rng.below(2 * spread + 1) - spread, 0, 255);
+  return c;
+}
 
 }  // namespace mmn::shapes_detail

@@ -208,10 +208,7 @@ Scene make_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     const double slack = std::max(0.0, cell / 2 - r - 1.0);
     const double cx = (cells[i] % 3 + 0.5) * cell + rng.uniform(-slack, slack);
     const double cy = (cells[i] / 3 + 0.5) * cell + rng.uniform(-slack, slack);
-    Rgb c = kColors[color];
-    c.r = std::clamp(c.r + rng.below(31) - 15, 0, 255);
-    c.g = std::clamp(c.g + rng.below(31) - 15, 0, 255);
-    c.b = std::clamp(c.b + rng.below(31) - 15, 0, 255);
+    const Rgb c = shapes_detail::jittered(kColors[color], 15, rng);
     o.cx = static_cast<int>(std::floor(cx));
     o.cy = static_cast<int>(std::floor(cy));
     placed.push_back({kind, c, cx, cy, r});
