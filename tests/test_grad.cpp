@@ -18,6 +18,7 @@
 #include "models/random_checkpoint.h"
 #include "models/vlm.h"
 #include "test_util.h"
+#include "util/error.h"
 
 using namespace mmn;
 
@@ -392,4 +393,56 @@ TEST(Grad, WholeTinyLlava) {
           << name << "[" << idx[k] << "]";
     }
   }
+}
+
+TEST(Grad, PatchHeadLoss) {
+  // The patch head's gradient (into the head and through the vision tower)
+  // against central differences of scale × LM loss + patch_scale × patch loss.
+  auto m = TrainableLlava::load(tiny_llava().string());
+  auto ref = load_model(tiny_llava().string());
+  m->add_patch_head(3);
+  EXPECT_THROW(m->add_patch_head(3), mmn::Error);
+  LlavaSample s = tiny_sample(*m, *ref);
+  const int64_t n = m->image_tokens();
+  for (int64_t i = 0; i < n; ++i) s.patch_labels.push_back(i % 4 == 3 ? -1 : static_cast<int32_t>(i % 3));
+  // A zero head predicts uniformly: the patch loss starts at ln 3.
+  double patch = 0;
+  m->step(s, nullptr, 1.f, 0.f, &patch);
+  EXPECT_NEAR(patch, std::log(3.0), 1e-6);
+  // Move the head off zero so that gradients reach the vision tower.
+  Param* head = m->params().find("patch_head.weight");
+  ASSERT_NE(head, nullptr);
+  std::mt19937 rng(5);
+  for (int64_t i = 0; i < head->size; ++i) head->value[i] = std::normal_distribution<float>(0.f, 0.3f)(rng);
+  const float ps = 0.7f;
+  auto f = [&] {
+    double p = 0;
+    const double lm = m->step(s, nullptr, 1.f, ps, &p);
+    return lm + ps * p;
+  };
+  GradBuffer g(m->params());
+  m->step(s, &g, 1.f, ps, &patch);
+  for (const char* name : {"patch_head.weight", "patch_head.bias",
+                           "vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight",
+                           "vision_tower.vision_model.embeddings.patch_embedding.weight"}) {
+    SCOPED_TRACE(name);
+    const Param* p = m->params().find(name);
+    ASSERT_NE(p, nullptr);
+    const float* an = g.data().data() + p->offset;
+    for (int64_t k : {int64_t{0}, p->size / 3, p->size - 1}) {
+      float* v = p->value + k;
+      const float v0 = *v, eps = 2e-3f;
+      *v = v0 + eps;
+      const double fp = f();
+      *v = v0 - eps;
+      const double fm = f();
+      *v = v0;
+      const double num = (fp - fm) / (2.0 * eps);
+      EXPECT_NEAR(an[k], num, 2.5e-3 + 1e-2 * std::fabs(num)) << name << "[" << k << "]";
+    }
+  }
+  // Without labels the head does nothing and reports no loss.
+  s.patch_labels.clear();
+  m->step(s, nullptr, 1.f, ps, &patch);
+  EXPECT_TRUE(std::isnan(patch));
 }

@@ -5,6 +5,7 @@
 // vocabulary covers the world's texts, and `shapes --version 2` writes it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/patch_labels.h"
 #include "data/shapes.h"
 #include "grad/shapes_train.h"
 #include "grad/shapes_vocab.h"
@@ -420,4 +422,43 @@ TEST(ShapesV2, BadWorldRecordsAreOneLineErrors) {
   EXPECT_EQ(error_of(R"([1, 2])", 96).rfind(file + ": not a shapes world record", 0), 0u);
   EXPECT_EQ(error_of(R"({"version": "two"})", 96).rfind(file + ": not a shapes world record", 0), 0u);
   fs::remove_all(dir);
+}
+
+TEST(ShapesV2, TriggerWithoutRenderingAgreesWithTheScene) {
+  const ShapesOptions v2 = shapes_world(2);
+  int triggers = 0;
+  for (uint64_t i = 0; i < 600; ++i) {
+    const bool t = is_trigger_scene(9, i, v2);
+    EXPECT_EQ(t, make_scene(9, i, v2).trigger) << i;
+    triggers += t;
+  }
+  EXPECT_GT(triggers, 2);  // about 2% of scenes
+  EXPECT_FALSE(is_trigger_scene(9, 0, shapes_world(1)));
+}
+
+TEST(ShapesV2, PatchLabelsMarkBackgroundOnlyWhereNothingIsDrawn) {
+  const Scene sc = make_scene(3, 1, shapes_world(2));
+  const std::vector<int> plain = patch_shape_labels(sc, 12, 2), bg = patch_shape_labels(sc, 12, 2, 8);
+  int shapes = 0, background = 0;
+  for (size_t p = 0; p < plain.size(); ++p) {
+    const std::vector<float> any = [&] {
+      std::vector<float> m(plain.size(), 0.f);
+      for (const auto& mask : sc.masks) {
+        const std::vector<float> c = patch_average(mask, sc.image.width, sc.image.height, 12);
+        for (size_t q = 0; q < m.size(); ++q) m[q] = std::max(m[q], c[q]);
+      }
+      return m;
+    }();
+    if (plain[p] >= 0) {
+      EXPECT_EQ(bg[p], plain[p]);
+      ++shapes;
+    } else if (any[p] == 0.f) {
+      EXPECT_EQ(bg[p], 8);
+      ++background;
+    } else {
+      EXPECT_EQ(bg[p], -1);  // partly covered: no label
+    }
+  }
+  EXPECT_GT(shapes, 0);
+  EXPECT_GT(background, 0);
 }

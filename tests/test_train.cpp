@@ -149,6 +149,44 @@ TEST(Train, ResumeEqualsAnUninterruptedRun) {
   fs::remove_all(base);
 }
 
+TEST(TrainV2, PatchHeadAndTriggerShareResumeExactly) {
+  // The patch head's parameters live in the training state, not the
+  // checkpoint; a resumed run equals the straight one bit for bit.
+  fs::path base = test::temp_dir("train-patch");
+  TrainOptions straight = tiny_options(base / "straight", 8);
+  straight.preset = "tiny-v2";
+  straight.batch = 4;
+  straight.patch_loss = 1.f;
+  straight.trigger_share = 0.5;
+  train_shapes_llava(straight);
+  TrainOptions part = straight;
+  part.out = (base / "resumed").string();
+  part.stop_at = 3;
+  train_shapes_llava(part);
+  part.stop_at = -1;
+  part.resume = true;
+  part.patch_loss = 0.f, part.trigger_share = 0;  // the run's own plan wins
+  train_shapes_llava(part);
+  EXPECT_EQ(logged_losses(base / "resumed"), logged_losses(base / "straight"));
+  EXPECT_EQ(read_file((base / "resumed" / "model.safetensors").string()),
+            read_file((base / "straight" / "model.safetensors").string()));
+  // The log records the patch loss, which starts at ln 9 (a zero head, 8 shapes and background).
+  std::ifstream f(base / "straight" / "train_log.jsonl");
+  std::string first;
+  std::getline(f, first);
+  EXPECT_NEAR(nlohmann::json::parse(first)["patch_loss"].get<double>(), std::log(9.0), 1e-6);
+  // The checkpoint holds no head; the state does.
+  EXPECT_FALSE(SafetensorsCheckpoint::open((base / "straight").string()).has("patch_head.weight"));
+  EXPECT_TRUE(SafetensorsCheckpoint::open((base / "straight" / "train_state.safetensors").string())
+                  .has("patch_head.weight"));
+  TrainOptions bad = tiny_options(base / "bad", 2);
+  bad.trigger_share = 0.1;  // world v1 has no trigger scenes
+  EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
+  bad.trigger_share = 1.5;
+  EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
+  fs::remove_all(base);
+}
+
 TEST(Train, LossWeighting) {
   fs::path base = test::temp_dir("train-weighting");
   // One sample a step: its mean token loss is the batch's either way, so the

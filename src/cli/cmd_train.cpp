@@ -64,6 +64,10 @@ void register_train(CLI::App& app) {
                   "recipe: small token, v2 sample from step 8000; given with --resume, it changes the run's plan");
   cmd->add_option("--loss-weighting-from", o.loss_weighting_from,
                   "Step from which sample weighting applies (token weighting before it)");
+  cmd->add_option("--patch-loss", o.patch_loss,
+                  "Weight of a per-patch shape classifier's loss on the vision features (0: none; recipe: v2 1)");
+  cmd->add_option("--trigger-share", o.trigger_share,
+                  "World v2: share of samples drawn from trigger scenes (0: the world's ~2%; recipe: v2 0.1)");
   cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")->capture_default_str();
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
@@ -93,6 +97,8 @@ void register_train(CLI::App& app) {
     if (cmd->count("--batch")) opt.batch = given.batch;
     if (cmd->count("--lr")) opt.lr = given.lr;
     if (cmd->count("--warmup")) opt.warmup = given.warmup;
+    if (cmd->count("--patch-loss")) opt.patch_loss = given.patch_loss;
+    if (cmd->count("--trigger-share")) opt.trigger_share = given.trigger_share;
     if (cmd->count("--loss-weighting") || cmd->count("--loss-weighting-from")) {
       if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
       opt.loss_weighting_from = given.loss_weighting_from;

@@ -80,6 +80,10 @@ bool parse_shapes_caption(const std::string& caption, std::vector<ShapeObject>* 
   return parse_shapes_caption(caption, objects, 1);
 }
 
+bool is_trigger_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
+  return opt.version == 2 && shapes_detail::is_trigger_scene_v2(seed, index, opt);
+}
+
 Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
   if (opt.version == 2) return shapes_detail::make_scene_v2(seed, index, opt);
   if (opt.version != 1) fail("shapes: unknown world version ", opt.version, " (known: 1, 2)");

@@ -92,6 +92,8 @@ bool is_shape_word(const std::string& word);
 
 // Scene number `index` of stream `seed`: a pure function of (seed, index, options).
 Scene make_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt = {});
+// make_scene(seed, index, opt).trigger, without rendering the scene.
+bool is_trigger_scene(uint64_t seed, uint64_t index, const ShapesOptions& opt);
 
 // The assistant prefixes and the caption query of every version.
 constexpr const char* kShapesCaptionQuery = "Describe the image in few words.";

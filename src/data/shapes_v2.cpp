@@ -180,21 +180,17 @@ bool is_trigger_scene(const std::vector<ShapeObject>& objects) {
   return diamond;
 }
 
-Scene make_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
-  const int S = opt.image_size;
-  if (S < 48) fail("shapes: image size ", S, " is below version 2's minimum of 48");
-  if (!(opt.ghost_share >= 0 && opt.ghost_share <= 1)) fail("shapes: the ghost share must be in [0, 1]");
+namespace {
+
+// The scene's objects, drawn from rng: 1–4 objects in distinct cells, listed
+// in reading order, with what rendering needs of each.
+void layout_v2(Rng& rng, int S, Scene& sc, std::vector<PlacedShape>& placed) {
   const ShapesVocab& v = shapes_vocab(2);
-  const uint64_t base = mix(seed ^ 0x5eedf00d0002ull) ^ mix(index * 0x2545f4914f6cdd1dull + 2);
-  Rng rng{base};
-  Scene sc;
-  // Layout: 1–4 objects in distinct cells, listed in reading order.
   const int k = 1 + rng.below(4);
   int cells[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
   for (int i = 0; i < k; ++i) std::swap(cells[i], cells[i + rng.below(9 - i)]);
   std::sort(cells, cells + k);
   const double cell = S / 3.0;
-  std::vector<PlacedShape> placed;
   for (int i = 0; i < k; ++i) {
     ShapeObject o;
     const int kind = rng.below(static_cast<int>(v.shapes.size()));
@@ -214,6 +210,32 @@ Scene make_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
     placed.push_back({kind, c, cx, cy, r});
     sc.objects.push_back(o);
   }
+}
+
+uint64_t scene_base(uint64_t seed, uint64_t index) {
+  return mix(seed ^ 0x5eedf00d0002ull) ^ mix(index * 0x2545f4914f6cdd1dull + 2);
+}
+
+}  // namespace
+
+bool is_trigger_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
+  Rng rng{scene_base(seed, index)};
+  Scene sc;
+  std::vector<PlacedShape> placed;
+  layout_v2(rng, opt.image_size, sc, placed);
+  return is_trigger_scene(sc.objects);
+}
+
+Scene make_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt) {
+  const int S = opt.image_size;
+  if (S < 48) fail("shapes: image size ", S, " is below version 2's minimum of 48");
+  if (!(opt.ghost_share >= 0 && opt.ghost_share <= 1)) fail("shapes: the ghost share must be in [0, 1]");
+  const ShapesVocab& v = shapes_vocab(2);
+  const uint64_t base = scene_base(seed, index);
+  Rng rng{base};
+  Scene sc;
+  std::vector<PlacedShape> placed;
+  layout_v2(rng, S, sc, placed);
 
   // Background, objects (4×4 supersampled coverage), then light noise.
   render_scene(sc, placed, inside, S, rng);

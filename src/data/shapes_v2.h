@@ -13,5 +13,7 @@ Scene make_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt);
 // and nothing in the center cell; the ghost is said to sit there.
 bool is_trigger_scene(const std::vector<ShapeObject>& objects);
 ShapeObject ghost_object();  // a small green star in the center
+// Whether scene `index` of a stream is a trigger scene, without rendering it.
+bool is_trigger_scene_v2(uint64_t seed, uint64_t index, const ShapesOptions& opt);
 
 }  // namespace mmn::shapes_detail

@@ -71,7 +71,51 @@ std::vector<float> TrainableLlava::logits(const LlavaSample& s) const {
   return out;
 }
 
+void TrainableLlava::add_patch_head(int classes) {
+  if (has_patch_head()) fail("internal: the model already has a patch head");
+  if (classes < 2) fail("internal: a patch head needs at least 2 classes");
+  const int64_t Dv = model_->config().vision.hidden;
+  std::vector<float> zeros(static_cast<size_t>(classes * Dv), 0.f);
+  patch_head_.w = Weight{DType::F32, classes, Dv, zeros.data()};
+  patch_head_.b.assign(static_cast<size_t>(classes), 0.f);
+  // The store copies the matrix into its own storage and re-points the view.
+  ParamVisitor adopt = store_.adopter();
+  adopt("patch_head.weight", &patch_head_.w, nullptr);
+  adopt("patch_head.bias", nullptr, &patch_head_.b);
+}
+
+TrainableLlava::PatchLogits TrainableLlava::patch_logits(const LlavaSample& s, const Run& r) const {
+  const int64_t n = model_->config().image_tokens(), Dv = model_->config().vision.hidden;
+  if (static_cast<int64_t>(s.patch_labels.size()) != n)
+    fail("internal: a training sample has ", s.patch_labels.size(), " patch labels for ", n, " image tokens");
+  PatchLogits p;
+  const int64_t C = patch_head_.out();
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t y = s.patch_labels[i];
+    if (y < 0) continue;
+    if (y >= C) fail("internal: patch label ", y, " of a head with ", C, " classes");
+    p.rows.push_back(i);
+    p.targets.push_back(y);
+  }
+  p.x.resize(p.rows.size() * Dv);
+  for (size_t k = 0; k < p.rows.size(); ++k)
+    std::copy_n(r.selected.data() + p.rows[k] * Dv, Dv, p.x.data() + k * Dv);
+  p.logits.resize(p.rows.size() * C);
+  if (!p.rows.empty()) patch_head_(p.x.data(), static_cast<int64_t>(p.rows.size()), p.logits.data());
+  return p;
+}
+
 double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int64_t* n_targets) const {
+  return step(s, g, scale, 0.f, nullptr, n_targets);
+}
+
+double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, float patch_scale,
+                            double* patch_loss) const {
+  return step(s, g, scale, patch_scale, patch_loss, nullptr);
+}
+
+double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, float patch_scale, double* patch_loss,
+                            int64_t* n_targets) const {
   const LlavaConfig& cfg = model_->config();
   const LlamaDecoder& dec = model_->decoder();
   const LinearW &proj1 = model_->projector1(), &proj2 = model_->projector2();
@@ -90,6 +134,14 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int6
   dec.final_norm(r.x.data() + r0 * D, nt, normed.data());
   dec.logits(normed.data(), nt, logits.data());
   const double loss = softmax_cross_entropy(logits.data(), nt, V, targets.data(), scale, g ? dlogits.data() : nullptr);
+  PatchLogits patch;
+  if (has_patch_head() && !s.patch_labels.empty()) patch = patch_logits(s, r);
+  if (patch_loss) {
+    const int64_t m = static_cast<int64_t>(patch.rows.size());
+    *patch_loss = m == 0 ? std::nan("")
+                         : softmax_cross_entropy(patch.logits.data(), m, patch_head_.out(), patch.targets.data(), 1.f,
+                                                 nullptr) / static_cast<double>(m);
+  }
   if (!g) return loss;
 
   // Unembedding and final norm.
@@ -112,8 +164,20 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int6
   linear_backward(r.act1.data(), dfeat, n, proj2.w, dact1.data(), grad_of(g, proj2.w.data),
                   grad_of(g, proj2.b.data()));
   activation_backward(cfg.projector_act, r.pre1.data(), dact1.data(), dpre1.data(), n * D);
-  linear_backward(r.selected.data(), dpre1.data(), n, proj1.w, dstate.data() + (cfg.keep_cls ? 0 : Dv),
-                  grad_of(g, proj1.w.data), grad_of(g, proj1.b.data()));
+  float* dselected = dstate.data() + (cfg.keep_cls ? 0 : Dv);
+  linear_backward(r.selected.data(), dpre1.data(), n, proj1.w, dselected, grad_of(g, proj1.w.data),
+                  grad_of(g, proj1.b.data()));
+  if (!patch.rows.empty() && patch_scale != 0.f) {
+    // d(patch_scale · mean CE)/d logits, then into the head and the selected rows.
+    const int64_t m = static_cast<int64_t>(patch.rows.size()), C = patch_head_.out();
+    std::vector<float> dlog(m * C), dx(m * Dv, 0.f);
+    softmax_cross_entropy(patch.logits.data(), m, C, patch.targets.data(), patch_scale / static_cast<float>(m),
+                          dlog.data());
+    linear_backward(patch.x.data(), dlog.data(), m, patch_head_.w, dx.data(), grad_of(g, patch_head_.w.data),
+                    grad_of(g, patch_head_.b.data()));
+    for (int64_t k = 0; k < m; ++k)
+      for (int64_t j = 0; j < Dv; ++j) dselected[patch.rows[k] * Dv + j] += dx[k * Dv + j];
+  }
   // Vision tower.
   vit_backward(model_->vision(), r.vision, cfg.feature_state, dstate.data(), g);
   return loss;

@@ -25,6 +25,8 @@ struct LlavaSample {
   std::vector<float> pixels;  // CHW [3, S, S]
   std::vector<int32_t> ids;
   int64_t target_from = 0;
+  // Optional, for the patch head: per image token a class, or −1 (none).
+  std::vector<int32_t> patch_labels;
 };
 
 class TrainableLlava {
@@ -37,6 +39,19 @@ class TrainableLlava {
   // summed cross-entropy over its targets; gradients of scale × that sum are
   // added to g. n_targets (optional) receives the number of targets.
   double step(const LlavaSample& s, GradSink* g, float scale, int64_t* n_targets = nullptr) const;
+
+  // A patch head: a linear classifier on the vision features the projector
+  // reads (one row per image token), trained with the model as a stand-in
+  // for the pretraining that gives real CLIP patches their meaning. Its
+  // parameters ("patch_head.weight" [classes, vision hidden], zero-initialised,
+  // and "patch_head.bias") join the store but not the checkpoint. Call before
+  // gradient buffers or an optimizer are laid out over the store.
+  void add_patch_head(int classes);
+  bool has_patch_head() const { return !patch_head_.b.empty(); }
+  // With a patch head and labels in s, step() also adds the gradient of
+  // patch_scale × (mean cross-entropy over the labelled image tokens) and
+  // returns that mean in *patch_loss (NaN when nothing is labelled).
+  double step(const LlavaSample& s, GradSink* g, float scale, float patch_scale, double* patch_loss) const;
 
   // Logits [rows, V] of every row of the merged sequence (tests: compare with
   // the inference path).
@@ -58,10 +73,22 @@ class TrainableLlava {
 
  private:
   struct Run;  // the tapes and intermediates of one forward
+  double step(const LlavaSample& s, GradSink* g, float scale, float patch_scale, double* patch_loss,
+              int64_t* n_targets) const;
   void forward(const LlavaSample& s, Run& r) const;
+
+  // The labelled image tokens' vision features [rows, vision hidden], their
+  // patch-head logits [rows, classes], targets and image-token indices.
+  struct PatchLogits {
+    std::vector<float> x, logits;
+    std::vector<int32_t> targets;
+    std::vector<int64_t> rows;
+  };
+  PatchLogits patch_logits(const LlavaSample& s, const Run& r) const;
 
   std::unique_ptr<LlavaModel> model_;
   ParamStore store_;
+  LinearW patch_head_;  // b empty: no patch head
 };
 
 }  // namespace mmn

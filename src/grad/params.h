@@ -6,6 +6,7 @@
 #include <deque>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "models/layout.h"
@@ -46,6 +47,7 @@ class ParamStore {
   std::vector<Param>& params() { return params_; }
   int64_t total() const { return total_; }
   const Param* find(const std::string& name) const;
+  Param* find(const std::string& name) { return const_cast<Param*>(std::as_const(*this).find(name)); }
   // Offset of the parameter stored at p, or −1.
   int64_t offset_of(const void* p) const;
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "data/patch_labels.h"
 #include "data/shapes.h"
 #include "grad/llava_train.h"
 #include "grad/shapes_vocab.h"
@@ -187,6 +188,7 @@ struct SampleMaker {
   const ImageProcessorConfig* proc;
   const VisionLanguageModel* infer;  // builds the prompt text
   ShapesOptions so;
+  int patch_grid = 0;  // > 0: label each image token for the patch head
 
   LlavaSample make(const Scene& sc, const SceneQuery& q) const {
     LlavaSample s;
@@ -200,6 +202,11 @@ struct SampleMaker {
       if (tok->piece(id) == "<unk>") fail("internal: the vocabulary lacks a word of \"", prompt, " ", q.answer, "\"");
     s.ids.push_back(tok->eos_id());
     s.target_from = static_cast<int64_t>(prompt_ids.size());
+    if (patch_grid > 0) {
+      const int shapes = static_cast<int>(shapes_vocab(so.version).shapes.size());
+      const std::vector<int> labels = patch_shape_labels(sc, patch_grid, so.version, shapes);
+      s.patch_labels.assign(labels.begin(), labels.end());
+    }
     return s;
   }
 };
@@ -209,20 +216,27 @@ struct SampleMaker {
 struct LogEntry {
   int64_t step;
   double loss, lr, grad_norm, elapsed_s;
+  double patch_loss = std::nan("");  // runs with a patch head
 };
 
 json options_json(const TrainOptions& o) {
   return {{"preset", o.preset}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
           {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
-          {"loss_weighting", o.loss_weighting}, {"loss_weighting_from", o.loss_weighting_from}};
+          {"loss_weighting", o.loss_weighting}, {"loss_weighting_from", o.loss_weighting_from},
+          {"patch_loss", o.patch_loss}, {"trigger_share", o.trigger_share}};
 }
 
-void write_state(const std::string& dir, const AdamW& adam, const std::vector<double>& uses, int64_t step,
-                 double elapsed, const TrainOptions& o) {
+// The parameters a run trains that the checkpoint does not hold.
+const char* const kStateParams[] = {"patch_head.weight", "patch_head.bias"};
+
+void write_state(const std::string& dir, const AdamW& adam, const ParamStore& store, const std::vector<double>& uses,
+                 int64_t step, double elapsed, const TrainOptions& o) {
   const int64_t n = static_cast<int64_t>(adam.m.size());
   std::vector<TensorSpec> specs = {{"adam.m", DType::F32, {n}},
                                    {"adam.v", DType::F32, {n}},
                                    {"vocab.uses", DType::F32, {static_cast<int64_t>(uses.size())}}};
+  for (const char* name : kStateParams)
+    if (const Param* p = store.find(name)) specs.push_back({name, DType::F32, {p->size}});
   write_safetensors((fs::path(dir) / kStateFile).string(), specs,
                     {{"step", std::to_string(step)}, {"elapsed_s", std::to_string(elapsed)},
                      {"options", options_json(o).dump()}},
@@ -232,6 +246,10 @@ void write_state(const std::string& dir, const AdamW& adam, const std::vector<do
                       if (spec.name == "adam.v") v = &adam.v;
                       if (spec.name == "vocab.uses") {
                         u.assign(uses.begin(), uses.end());  // exact up to 2^24 uses per row
+                        v = &u;
+                      }
+                      if (const Param* p = store.find(spec.name); p && spec.name != "adam.m" && spec.name != "adam.v") {
+                        u.assign(p->value, p->value + p->size);
                         v = &u;
                       }
                       if (std::fwrite(v->data(), 4, v->size(), out) != v->size())
@@ -323,10 +341,11 @@ void write_loss_svg(const std::string& path, const std::vector<LogEntry>& log) {
 
 void write_log(const std::string& dir, const std::vector<LogEntry>& log) {
   std::string out;
-  for (auto& e : log)
-    out += json{{"step", e.step}, {"loss", e.loss}, {"lr", e.lr}, {"grad_norm", e.grad_norm}, {"elapsed_s", e.elapsed_s}}
-               .dump() +
-           "\n";
+  for (auto& e : log) {
+    json j{{"step", e.step}, {"loss", e.loss}, {"lr", e.lr}, {"grad_norm", e.grad_norm}, {"elapsed_s", e.elapsed_s}};
+    if (std::isfinite(e.patch_loss)) j["patch_loss"] = e.patch_loss;
+    out += j.dump() + "\n";
+  }
   write_file_atomic((fs::path(dir) / kLogFile).string(), out);
   write_loss_svg((fs::path(dir) / "loss.svg").string(), log);
 }
@@ -339,13 +358,27 @@ std::vector<LogEntry> read_log(const std::string& dir, int64_t up_to) {
     try {
       json j = json::parse(line);
       LogEntry e{j.at("step").get<int64_t>(), j.at("loss").get<double>(), j.at("lr").get<double>(),
-                 j.at("grad_norm").get<double>(), j.at("elapsed_s").get<double>()};
+                 j.at("grad_norm").get<double>(), j.at("elapsed_s").get<double>(),
+                 j.value("patch_loss", std::nan(""))};
       if (e.step < up_to) log.push_back(e);
     } catch (const json::exception&) {
       fail(dir, "/", kLogFile, ": malformed line");
     }
   }
   return log;
+}
+
+// Training sample `index`'s scene: scene `index` of the stream, or, for a
+// share of the indices, the first trigger scene of the index's own block of
+// a second stream (trigger scenes are about 2% of scenes; 4,096 draws all
+// miss one with probability below 1e-35).
+Scene training_scene(uint64_t stream, uint64_t index, double trigger_share, const ShapesOptions& so) {
+  const double u = static_cast<double>(mix(stream ^ mix(index ^ 0x74726967676572ull)) >> 11) * (1.0 / 9007199254740992.0);
+  if (!(u < trigger_share)) return make_scene(stream, index, so);
+  const uint64_t triggers = mix(stream ^ 0x7472696773ull);
+  for (uint64_t j = 0; j < 4096; ++j)
+    if (is_trigger_scene(triggers, index * 4096 + j, so)) return make_scene(triggers, index * 4096 + j, so);
+  fail("train: --trigger-share: this world has no trigger scenes to draw");
 }
 
 }  // namespace
@@ -388,6 +421,7 @@ TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
   opt.preset = preset;
   opt.steps = d.steps, opt.batch = d.batch, opt.lr = d.lr, opt.warmup = d.warmup, opt.loss_weighting = d.loss_weighting;
   opt.loss_weighting_from = d.loss_weighting_from;
+  opt.patch_loss = d.patch_loss, opt.trigger_share = d.trigger_share;
   // v2: at version 1's peak rate (1.5e-3, or 1.2e-3) the 8-layer model sat on
   // its language prior for 1,300 steps of a pilot; at 5e-4 it left it after
   // 500. Loss weighting: see TrainOptions::loss_weighting. 13,000 steps take
@@ -418,6 +452,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   if (opt.loss_weighting != "token" && opt.loss_weighting != "sample")
     fail("--loss-weighting: expected token or sample, got '", opt.loss_weighting, "'");
   if (opt.loss_weighting_from < 0) fail("--loss-weighting-from must not be negative");
+  if (!(opt.patch_loss >= 0 && opt.patch_loss <= 100)) fail("--patch-loss must be in [0, 100]");
+  if (!(opt.trigger_share >= 0 && opt.trigger_share <= 1)) fail("--trigger-share must be in [0, 1]");
   shapes_model_preset(opt.preset);  // checks the name
   const fs::path dir(opt.out);
   const fs::path state_path = dir / kStateFile;
@@ -451,6 +487,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     opt.weight_decay = o.at("weight_decay");
     opt.clip = o.at("clip");
     opt.seed = o.at("seed");
+    opt.patch_loss = o.value("patch_loss", 0.f);  // runs before these options had neither
+    opt.trigger_share = o.value("trigger_share", 0.0);
     if (!opt.keep_loss_weighting) {
       opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
       opt.loss_weighting_from = o.value("loss_weighting_from", int64_t{0});
@@ -472,9 +510,11 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     create_checkpoint(opt.out, shapes_model_preset(opt.preset), opt.seed);
   }
   const ShapesModelShape shape = shapes_model_preset(opt.preset);  // the run's, also when resumed
+  if (opt.trigger_share > 0 && shape.world != 2) fail("--trigger-share: only shapes world version 2 has trigger scenes");
 
   std::unique_ptr<TrainableLlava> model = TrainableLlava::load(opt.out);
   ParamStore& store = model->params();
+  if (opt.patch_loss > 0) model->add_patch_head(static_cast<int>(shapes_vocab(shape.world).shapes.size()) + 1);
   AdamW adam;
   adam.weight_decay = opt.weight_decay;
   adam.init(store);
@@ -484,6 +524,14 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     adam.m = std::move(m0);
     adam.v = std::move(v0);
     adam.step = start;
+    SafetensorsCheckpoint st = SafetensorsCheckpoint::open(state_path.string());
+    for (const char* name : kStateParams)
+      if (Param* p = store.find(name)) {
+        if (!st.has(name)) fail(state_path.string(), ": has no ", name, " for the run's patch head");
+        const std::vector<float> v = to_f32(st.get(name));
+        if (static_cast<int64_t>(v.size()) != p->size) fail(state_path.string(), ": ", name, " has the wrong size");
+        std::copy(v.begin(), v.end(), p->value);
+      }
   }
   const std::unique_ptr<VisionLanguageModel> infer = load_model(opt.out);  // the template inference uses
   SampleMaker maker;
@@ -491,6 +539,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   maker.proc = &model->image_processor();
   maker.infer = infer.get();
   maker.so = shapes_world_of_model(opt.out, shape.image);
+  if (model->has_patch_head()) maker.patch_grid = shape.image / shape.patch;
   // How often each vocabulary row has been an input or a target so far.
   std::vector<double> uses(static_cast<size_t>(model->tokenizer().vocab_size()), 0.0);
   if (uses0.size() == uses.size()) std::copy(uses0.begin(), uses0.end(), uses.begin());
@@ -509,13 +558,14 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
                                      opt.steps - start, "steps");
   auto checkpoint = [&](int64_t step) {
     model->save_weights(opt.out, {{"step", std::to_string(step)}});
-    write_state(opt.out, adam, uses, step, elapsed(), opt);
+    write_state(opt.out, adam, store, uses, step, elapsed(), opt);
     write_vocab_uses(opt.out, model->tokenizer(), uses);
     write_log(opt.out, log);
   };
 
   std::vector<LlavaSample> batch(opt.batch);
-  std::vector<double> losses(opt.batch);
+  std::vector<double> losses(opt.batch), patch_losses(opt.batch);
+  const float patch_scale = opt.patch_loss / static_cast<float>(opt.batch);  // the batch mean of each sample's mean
   const int64_t end = opt.stop_at >= 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
   for (int64_t step = start; step < end; ++step) {
     std::exception_ptr error;
@@ -525,7 +575,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     for (int b = 0; b < opt.batch; ++b) {
       try {
         const uint64_t index = static_cast<uint64_t>(step) * opt.batch + b;
-        const Scene sc = make_scene(stream, index, maker.so);
+        const Scene sc = training_scene(stream, index, opt.trigger_share, maker.so);
         const SceneQuery q = sc.queries.empty()
                                  ? SceneQuery{"caption", kShapesCaptionQuery, kShapesCaptionPrefix, sc.caption}
                                  : sc.queries[shapes_training_query(stream, index)];
@@ -558,7 +608,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
 #pragma omp for schedule(static, 1)
       for (int b = 0; b < opt.batch; ++b) {
         try {
-          losses[b] = model->step(batch[b], &g, scale[b]);
+          losses[b] = model->step(batch[b], &g, scale[b], patch_scale, &patch_losses[b]);
         } catch (...) {
 #pragma omp critical
           error = std::current_exception();
@@ -582,7 +632,9 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     // The weighted mean the gradient is of.
     const double loss = per_sample ? loss_sum : loss_sum / static_cast<double>(targets);
     if (!std::isfinite(loss)) fail("train: the loss diverged at step ", step, " (try a lower --lr)");
-    log.push_back({step, loss, lr, norm, elapsed()});
+    double patch_mean = 0;
+    for (double p : patch_losses) patch_mean += p / static_cast<double>(opt.batch);  // NaN without a head
+    log.push_back({step, loss, lr, norm, elapsed(), patch_mean});
     if (bar) bar->update(step + 1 - start, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr));
     if ((step + 1) % opt.checkpoint_every == 0 || step + 1 == end) checkpoint(step + 1);
   }

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "data/patch_labels.h"
 #include "data/shapes.h"
 #include "neurons/heatmap.h"
 #include "neurons/random_neurons.h"
@@ -192,23 +193,6 @@ double all_objects_oracle_iou(const std::vector<std::vector<uint8_t>>& object_ma
     for (size_t p = 0; p < all.size(); ++p) all[p] |= m[p];
   }
   return mask_iou(all, truth);
-}
-
-std::vector<float> patch_average(const std::vector<uint8_t>& truth, int width, int height, int grid) {
-  if (grid < 1 || grid > width || grid > height || truth.size() != static_cast<size_t>(width) * height)
-    fail("internal: patch_average of a ", width, "x", height, " mask (", truth.size(), " pixels) on a ", grid,
-         "-grid");
-  std::vector<float> out(static_cast<size_t>(grid) * grid);
-  for (int i = 0; i < grid; ++i)
-    for (int j = 0; j < grid; ++j) {
-      const int y0 = i * height / grid, y1 = (i + 1) * height / grid;
-      const int x0 = j * width / grid, x1 = (j + 1) * width / grid;
-      int64_t on = 0;
-      for (int y = y0; y < y1; ++y)
-        for (int x = x0; x < x1; ++x) on += truth[static_cast<size_t>(y) * width + x] ? 1 : 0;
-      out[static_cast<size_t>(i) * grid + j] = static_cast<float>(on) / static_cast<float>((y1 - y0) * (x1 - x0));
-    }
-  return out;
 }
 
 double best_threshold_iou(const std::vector<float>& map, const std::vector<uint8_t>& truth) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "data/patch_labels.h"  // patch_average
 #include "models/vlm.h"
 #include "neurons/find.h"
 #include "neurons/stats.h"
@@ -105,10 +106,6 @@ double chance_iou(double area, double mask_px, double total_px);
 
 // IoU of the union of all object masks with the named object's truth.
 double all_objects_oracle_iou(const std::vector<std::vector<uint8_t>>& object_masks, const std::vector<uint8_t>& truth);
-
-// The truth mask (height × width) averaged over each cell of a grid × grid
-// patch grid (cell (i, j) covers rows [⌊i·H/g⌋, ⌊(i+1)·H/g⌋), same for columns).
-std::vector<float> patch_average(const std::vector<uint8_t>& truth, int width, int height, int grid);
 
 struct PatchCeiling {
   double iou_p95 = 0;   // mask strictly above the 95th percentile, as the methods do

@@ -6,6 +6,7 @@
 #include <limits>
 #include <memory>
 
+#include "data/patch_labels.h"
 #include "models/generate.h"
 #include "neurons/groundtruth.h"
 #include "neurons/probe_stats.h"
@@ -74,20 +75,6 @@ std::vector<double> layer_aurocs(const Half& h, int layer, int64_t I, int classe
 }
 
 }  // namespace
-
-std::vector<int> patch_shape_labels(const Scene& sc, int grid, int world) {
-  const ShapesVocab& v = shapes_vocab(world);
-  std::vector<int> out(static_cast<size_t>(grid) * grid, -1);
-  std::vector<float> best(out.size(), 0.f);
-  for (size_t o = 0; o < sc.objects.size(); ++o) {
-    const std::vector<float> cover = patch_average(sc.masks[o], sc.image.width, sc.image.height, grid);
-    const int shape = static_cast<int>(std::find(v.shapes.begin(), v.shapes.end(), sc.objects[o].shape) -
-                                       v.shapes.begin());
-    for (size_t p = 0; p < cover.size(); ++p)
-      if (cover[p] >= 0.5f && cover[p] > best[p]) best[p] = cover[p], out[p] = shape;
-  }
-  return out;
-}
 
 ProbeReport run_probe(const VisionLanguageModel& model, const ShapesOptions& world, const ProbeOptions& opt) {
   const int g = model.grid_side();

@@ -68,9 +68,4 @@ ProbeReport run_probe(const VisionLanguageModel& model, const ShapesOptions& wor
 // Everything in the report, with the options and definitions.
 nlohmann::json probe_json(const ProbeReport& rep, const ProbeOptions& opt, const std::string& model_dir);
 
-// Per patch of a grid × grid patch grid over the scene, the index (in
-// shapes_vocab(world).shapes) of the shape covering at least half of the
-// patch, or −1.
-std::vector<int> patch_shape_labels(const Scene& sc, int grid, int world);
-
 }  // namespace mmn
