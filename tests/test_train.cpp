@@ -303,6 +303,10 @@ TEST(Train, PresetRecipes) {
   EXPECT_EQ(v2.loss_weighting, "sample");
   EXPECT_GT(v2.loss_weighting_from, 0);
   EXPECT_LT(v2.loss_weighting_from, v2.steps);
+  EXPECT_EQ(small.patch_loss, 0.f);  // no patch head, no extra trigger scenes
+  EXPECT_EQ(small.trigger_share, 0.0);
+  EXPECT_GT(v2.patch_loss, 0.f);
+  EXPECT_GT(v2.trigger_share, 0.0);
   const ShapesModelShape s = shapes_model_preset("v2");
   EXPECT_GE(s.t_layers, 8);
   EXPECT_GE(s.t_inter, 4 * s.t_hidden);

@@ -61,7 +61,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)");
   cmd->add_option("--loss-weighting", o.loss_weighting,
                   "Average the loss over every answer token (token) or per sample, then over samples (sample); "
-                  "recipe: small token, v2 sample from step 8000; given with --resume, it changes the run's plan");
+                  "recipe: small token, v2 sample from step 6000; given with --resume, it changes the run's plan");
   cmd->add_option("--loss-weighting-from", o.loss_weighting_from,
                   "Step from which sample weighting applies (token weighting before it)");
   cmd->add_option("--patch-loss", o.patch_loss,

@@ -426,8 +426,11 @@ TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
   // its language prior for 1,300 steps of a pilot; at 5e-4 it left it after
   // 500. Loss weighting: see TrainOptions::loss_weighting. 13,000 steps take
   // about 2 h with --threads 2 on 2 otherwise idle cores (0.48–0.55 s a step).
-  if (preset == "v2") opt.steps = 13000, opt.batch = 16, opt.lr = 5e-4f, opt.warmup = 300, opt.loss_weighting = "sample",
-                       opt.loss_weighting_from = 8000;
+  if (preset == "v2") {
+    opt.steps = 13000, opt.batch = 16, opt.lr = 5e-4f, opt.warmup = 300;
+    opt.loss_weighting = "sample", opt.loss_weighting_from = 6000;
+    opt.patch_loss = 1.f, opt.trigger_share = 0.1;
+  }
   return opt;
 }
 
