@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install dependencies, build, and find the
 # multi-modal neurons of the bundled shapes model on the bundled scenes, with
-# heatmaps. Results land in out/find/.
+# heatmaps, and write the HTML report. Results land in out/find/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 ./build/mmneuron find --images assets/scenes/images --out out/find --heatmaps
+# The report is this script's own output: rewritten on every run.
+./build/mmneuron report out/find --force --quiet
 cat <<'TXT'
 
+Open the report in a browser: out/find/report.html (one self-contained file).
 Results are in out/find/:
   out/find/<scene>/result.json    caption, nouns, each noun's top neurons with their top tokens
   out/find/<scene>/neurons.npy    the full top-1000 per noun (layer, unit, score)

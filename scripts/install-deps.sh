@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages mmneuron needs to build, test and run.
+# Installs the Debian 12 packages mmneuron needs to build, test and run
+# (bash scripts/install-deps.sh [--tests]).
 # Idempotent: skips apt entirely when everything is already present.
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config git ca-certificates
@@ -7,6 +8,8 @@ pkgs=(g++ cmake make pkg-config git ca-certificates
       libpng-dev libjpeg62-turbo-dev
       libcli11-dev libgtest-dev libbenchmark-dev wordnet-base
       clang libclang-rt-14-dev libomp-dev)  # clang + runtimes: the fuzzers (scripts/fuzz.sh)
+# --tests: also what only the tests need (headless Chromium opens the HTML report).
+[ "${1:-}" = --tests ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

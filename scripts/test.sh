@@ -3,7 +3,7 @@
 # fuzzers briefly (scripts/fuzz.sh; MMN_SKIP_FUZZ=1 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --tests
 bash scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)")
 # Parsers under libFuzzer (README "Fuzzing"): corpus replay + 10 s per harness.

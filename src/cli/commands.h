@@ -17,5 +17,6 @@ void register_metrics(CLI::App& app);
 void register_perturb(CLI::App& app);
 void register_edit(CLI::App& app);
 void register_eval_edit(CLI::App& app);
+void register_report(CLI::App& app);
 
 }  // namespace mmn::cli
