@@ -400,7 +400,7 @@ TEST(Grad, PatchHeadLoss) {
   // against central differences of scale × LM loss + patch_scale × patch loss.
   auto m = TrainableLlava::load(tiny_llava().string());
   auto ref = load_model(tiny_llava().string());
-  m->add_patch_head(3);
+  m->add_patch_head(3, true);  // class 2 is the background
   EXPECT_THROW(m->add_patch_head(3), mmn::Error);
   LlavaSample s = tiny_sample(*m, *ref);
   const int64_t n = m->image_tokens();

@@ -71,13 +71,14 @@ std::vector<float> TrainableLlava::logits(const LlavaSample& s) const {
   return out;
 }
 
-void TrainableLlava::add_patch_head(int classes) {
+void TrainableLlava::add_patch_head(int classes, bool last_is_background) {
   if (has_patch_head()) fail("internal: the model already has a patch head");
   if (classes < 2) fail("internal: a patch head needs at least 2 classes");
   const int64_t Dv = model_->config().vision.hidden;
   std::vector<float> zeros(static_cast<size_t>(classes * Dv), 0.f);
   patch_head_.w = Weight{DType::F32, classes, Dv, zeros.data()};
   patch_head_.b.assign(static_cast<size_t>(classes), 0.f);
+  patch_background_ = last_is_background;
   // The store copies the matrix into its own storage and re-points the view.
   ParamVisitor adopt = store_.adopter();
   adopt("patch_head.weight", &patch_head_.w, nullptr);
@@ -90,19 +91,41 @@ TrainableLlava::PatchLogits TrainableLlava::patch_logits(const LlavaSample& s, c
     fail("internal: a training sample has ", s.patch_labels.size(), " patch labels for ", n, " image tokens");
   PatchLogits p;
   const int64_t C = patch_head_.out();
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t y = s.patch_labels[i];
-    if (y < 0) continue;
-    if (y >= C) fail("internal: patch label ", y, " of a head with ", C, " classes");
-    p.rows.push_back(i);
-    p.targets.push_back(y);
-  }
+  const int32_t background = patch_background_ ? static_cast<int32_t>(C - 1) : -1;
+  // Object rows first, then background rows.
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t y = s.patch_labels[i];
+      if (y < 0 || (y == background) != (pass == 1)) continue;
+      if (y >= C) fail("internal: patch label ", y, " of a head with ", C, " classes");
+      p.rows.push_back(i);
+      p.targets.push_back(y);
+      if (pass == 0) ++p.n_object;
+    }
   p.x.resize(p.rows.size() * Dv);
   for (size_t k = 0; k < p.rows.size(); ++k)
     std::copy_n(r.selected.data() + p.rows[k] * Dv, Dv, p.x.data() + k * Dv);
   p.logits.resize(p.rows.size() * C);
   if (!p.rows.empty()) patch_head_(p.x.data(), static_cast<int64_t>(p.rows.size()), p.logits.data());
   return p;
+}
+
+double TrainableLlava::patch_cross_entropy(const PatchLogits& p, float scale, float* dlogits) const {
+  // Background rows outnumber object rows about 15 to 1 on world v2; a plain
+  // mean would mostly teach "background". So: ½ · the mean over object rows
+  // + ½ · the mean over background rows (one group alone when the other is
+  // empty, or when the head has no background class).
+  const int64_t C = patch_head_.out(), a = p.n_object, b = static_cast<int64_t>(p.rows.size()) - a;
+  const double wa = a == 0 ? 0 : (b == 0 ? 1.0 : 0.5) / static_cast<double>(a);
+  const double wb = b == 0 ? 0 : (a == 0 ? 1.0 : 0.5) / static_cast<double>(b);
+  double loss = 0;
+  if (a > 0)
+    loss += wa * softmax_cross_entropy(p.logits.data(), a, C, p.targets.data(), static_cast<float>(scale * wa),
+                                       dlogits);
+  if (b > 0)
+    loss += wb * softmax_cross_entropy(p.logits.data() + a * C, b, C, p.targets.data() + a,
+                                       static_cast<float>(scale * wb), dlogits ? dlogits + a * C : nullptr);
+  return loss;
 }
 
 double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, int64_t* n_targets) const {
@@ -136,12 +159,7 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, floa
   const double loss = softmax_cross_entropy(logits.data(), nt, V, targets.data(), scale, g ? dlogits.data() : nullptr);
   PatchLogits patch;
   if (has_patch_head() && !s.patch_labels.empty()) patch = patch_logits(s, r);
-  if (patch_loss) {
-    const int64_t m = static_cast<int64_t>(patch.rows.size());
-    *patch_loss = m == 0 ? std::nan("")
-                         : softmax_cross_entropy(patch.logits.data(), m, patch_head_.out(), patch.targets.data(), 1.f,
-                                                 nullptr) / static_cast<double>(m);
-  }
+  if (patch_loss) *patch_loss = patch.rows.empty() ? std::nan("") : patch_cross_entropy(patch, 1.f, nullptr);
   if (!g) return loss;
 
   // Unembedding and final norm.
@@ -168,11 +186,10 @@ double TrainableLlava::step(const LlavaSample& s, GradSink* g, float scale, floa
   linear_backward(r.selected.data(), dpre1.data(), n, proj1.w, dselected, grad_of(g, proj1.w.data),
                   grad_of(g, proj1.b.data()));
   if (!patch.rows.empty() && patch_scale != 0.f) {
-    // d(patch_scale · mean CE)/d logits, then into the head and the selected rows.
+    // d(patch_scale · patch loss)/d logits, then into the head and the selected rows.
     const int64_t m = static_cast<int64_t>(patch.rows.size()), C = patch_head_.out();
     std::vector<float> dlog(m * C), dx(m * Dv, 0.f);
-    softmax_cross_entropy(patch.logits.data(), m, C, patch.targets.data(), patch_scale / static_cast<float>(m),
-                          dlog.data());
+    patch_cross_entropy(patch, patch_scale, dlog.data());
     linear_backward(patch.x.data(), dlog.data(), m, patch_head_.w, dx.data(), grad_of(g, patch_head_.w.data),
                     grad_of(g, patch_head_.b.data()));
     for (int64_t k = 0; k < m; ++k)

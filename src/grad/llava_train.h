@@ -44,13 +44,16 @@ class TrainableLlava {
   // reads (one row per image token), trained with the model as a stand-in
   // for the pretraining that gives real CLIP patches their meaning. Its
   // parameters ("patch_head.weight" [classes, vision hidden], zero-initialised,
-  // and "patch_head.bias") join the store but not the checkpoint. Call before
+  // and "patch_head.bias") join the store but not the checkpoint. With
+  // last_is_background, class classes − 1 is the background's and the loss
+  // weighs object and background rows as two equal groups. Call before
   // gradient buffers or an optimizer are laid out over the store.
-  void add_patch_head(int classes);
+  void add_patch_head(int classes, bool last_is_background = false);
   bool has_patch_head() const { return !patch_head_.b.empty(); }
   // With a patch head and labels in s, step() also adds the gradient of
-  // patch_scale × (mean cross-entropy over the labelled image tokens) and
-  // returns that mean in *patch_loss (NaN when nothing is labelled).
+  // patch_scale × (the patch loss: the mean cross-entropy over the labelled
+  // image tokens, by groups with a background class) and
+  // returns that loss in *patch_loss (NaN when nothing is labelled).
   double step(const LlavaSample& s, GradSink* g, float scale, float patch_scale, double* patch_loss) const;
 
   // Logits [rows, V] of every row of the merged sequence (tests: compare with
@@ -81,14 +84,18 @@ class TrainableLlava {
   // patch-head logits [rows, classes], targets and image-token indices.
   struct PatchLogits {
     std::vector<float> x, logits;
+    int64_t n_object = 0;  // rows [0, n_object) are objects', the rest background
     std::vector<int32_t> targets;
     std::vector<int64_t> rows;
   };
   PatchLogits patch_logits(const LlavaSample& s, const Run& r) const;
+  // The patch loss of p; adds scale × its gradient to dlogits (when non-null).
+  double patch_cross_entropy(const PatchLogits& p, float scale, float* dlogits) const;
 
   std::unique_ptr<LlavaModel> model_;
   ParamStore store_;
   LinearW patch_head_;  // b empty: no patch head
+  bool patch_background_ = false;
 };
 
 }  // namespace mmn

@@ -517,7 +517,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
 
   std::unique_ptr<TrainableLlava> model = TrainableLlava::load(opt.out);
   ParamStore& store = model->params();
-  if (opt.patch_loss > 0) model->add_patch_head(static_cast<int>(shapes_vocab(shape.world).shapes.size()) + 1);
+  if (opt.patch_loss > 0)  // the shapes, then background
+    model->add_patch_head(static_cast<int>(shapes_vocab(shape.world).shapes.size()) + 1, true);
   AdamW adam;
   adam.weight_decay = opt.weight_decay;
   adam.init(store);

@@ -55,7 +55,8 @@ struct TrainOptions {
   bool keep_loss_weighting = false; // resume: these two as given, not the run's (the plan changes, as with --steps)
   // Weight of the patch head's loss (TrainableLlava::add_patch_head; 0: no
   // head): every image token whose patch an object covers at least half of is
-  // labelled with its shape, and one that no object touches as background.
+  // labelled with its shape, and one that no object touches as background
+  // (the two groups weigh the same: TrainableLlava::add_patch_head).
   // Trained from scratch, the vision tower otherwise learnt no per-patch
   // shape at all (v2 pilot: a linear probe on the language model's input rows
   // at 0.23 against a majority of 0.21), so a question keyed by a shape ("What
