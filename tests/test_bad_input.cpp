@@ -248,6 +248,28 @@ TEST_F(BadInput, CliUnknownOptionAndBadValues) {
   }
 }
 
+TEST_F(BadInput, CommandsRefuseANonEmptyOutWithoutForce) {
+  // A directory of someone's files: make-random, shapes, train and find leave it alone without --force.
+  const fs::path d = base_ / "someones-data";
+  fs::create_directories(d);
+  mmn::write_file_atomic((d / "notes.txt").string(), "mine");
+  for (const std::string args : {"make-random --preset tiny --dtype f32 --out ", "shapes --n 2 --out ",
+                                 "train --preset tiny --steps 1 --out "}) {
+    std::string out;
+    EXPECT_NE(run_cmd(binary() + " " + args + d.string(), &out), 0) << args;
+    EXPECT_EQ(out.rfind("error: " + d.string() + ": is not empty and is not a ", 0), 0u) << args << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(d), fs::directory_iterator()), 1);
+  std::string out;
+  ASSERT_EQ(run_cmd(binary() + " shapes --n 2 --force --out " + d.string(), &out), 0) << out;
+  EXPECT_EQ(mmn::read_file((d / "notes.txt").string()), "mine");
+  ASSERT_EQ(run_cmd(binary() + " make-random --preset tiny --dtype f32 --out " + (base_ / "fresh").string(), &out), 0)
+      << out;
+  EXPECT_NE(run_cmd(binary() + " make-random --preset tiny --dtype f32 --out " + (base_ / "fresh").string(), &out), 0)
+      << "a second write over the same checkpoint needs --force";
+}
+
 TEST_F(BadInput, InputsAreNeverModified) {
   fs::path d = copy_model("ro");
   auto before = mmn::read_file((d / "model.safetensors").string());

@@ -111,6 +111,29 @@ TEST_F(FindRuns, ShardsMergeToTheSingleRun) {
   json a = json::parse(mmn::read_file((one / "run.json").string()));
   json b = json::parse(mmn::read_file((merged / "run.json").string()));
   EXPECT_EQ(a["options"], b["options"]);
+  // The same run twice (by another path), or a shard twice, is refused; a missing shard is reported.
+  EXPECT_NE(run_cmd(binary() + " merge " + s0.string() + " " + (s0 / ".").string() + " --out " +
+                        temp_dir("m3").string(), &log), 0);
+  EXPECT_NE(log.find("given twice"), std::string::npos) << log;
+  fs::path s0b = temp_dir("s0b");
+  fs::copy(s0, s0b, fs::copy_options::recursive);
+  EXPECT_NE(run_cmd(binary() + " merge " + s0.string() + " " + s0b.string() + " --out " + temp_dir("m4").string(), &log),
+            0);
+  EXPECT_NE(log.find("is shard 0/2 again"), std::string::npos) << log;
+  const fs::path partial = temp_dir("m5");
+  ASSERT_EQ(run_cmd(binary() + " merge " + s0.string() + " --out " + partial.string(), &log), 0) << log;
+  EXPECT_NE(log.find("no run is shard 1/2"), std::string::npos) << log;
+  EXPECT_EQ(json::parse(mmn::read_file((partial / "run.json").string()))["missing_shards"], json::array({"1/2"}));
+  // A non-empty --out that is no run is refused without --force; a run (to extend) is not.
+  const fs::path cluttered = temp_dir("m6");
+  fs::create_directories(cluttered);
+  mmn::write_file_atomic((cluttered / "notes.txt").string(), "mine");
+  EXPECT_NE(run_cmd(binary() + " merge " + s0.string() + " --out " + cluttered.string(), &log), 0);
+  EXPECT_NE(log.find("is not empty and is not a find run"), std::string::npos) << log;
+  EXPECT_NE(run_cmd(find_cmd(cluttered), &log), 0);
+  EXPECT_NE(log.find("is not empty and is not a find run"), std::string::npos) << log;
+  EXPECT_EQ(run_cmd(binary() + " merge " + s1.string() + " --out " + partial.string(), &log), 0) << log;
+  for (auto& d : {s0b, partial, cluttered}) fs::remove_all(d);
   // Runs with different settings are not merged.
   fs::path other = temp_dir("other");
   ASSERT_EQ(run_cmd(find_cmd(other, "--end 1", 12, 7), &log), 0) << log;

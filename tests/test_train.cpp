@@ -187,6 +187,30 @@ TEST(TrainV2, PatchHeadAndTriggerShareResumeExactly) {
   fs::remove_all(base);
 }
 
+TEST(Train, NeverWritesIntoAStrangersDirectory) {
+  fs::path base = test::temp_dir("train-dirs");
+  // --resume with nothing to resume is an error, and creates nothing.
+  TrainOptions o = tiny_options(base / "none", 2);
+  o.resume = true;
+  EXPECT_THROW(train_shapes_llava(o), mmn::Error);
+  EXPECT_FALSE(fs::exists(base / "none"));
+  // A non-empty directory that holds no run is refused without force.
+  fs::create_directories(base / "data");
+  write_file_atomic((base / "data" / "notes.txt").string(), "mine");
+  o = tiny_options(base / "data", 2);
+  try {
+    train_shapes_llava(o);
+    ADD_FAILURE() << "trained into a non-empty directory";
+  } catch (const mmn::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not empty and is not a training run"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(base / "data" / "config.json"));
+  o.force = true;
+  EXPECT_NO_THROW(train_shapes_llava(o));
+  EXPECT_EQ(read_file((base / "data" / "notes.txt").string()), "mine");
+  fs::remove_all(base);
+}
+
 TEST(Train, LossWeighting) {
   fs::path base = test::temp_dir("train-weighting");
   // One sample a step: its mean token loss is the batch's either way, so the

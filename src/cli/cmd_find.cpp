@@ -11,6 +11,7 @@
 #include "cli/edit_args.h"
 #include "cli/find_output.h"
 #include "io/atomic_file.h"
+#include "io/output_dir.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "kernels/threading.h"
@@ -33,7 +34,7 @@ struct FindArgs {
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
   int64_t shuffle_seed = -1;
-  bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false, quiet = false;
+  bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false, quiet = false, force = false;
   std::string query = PromptText{}.query, prefix = PromptText{}.prefix;
 };
 
@@ -143,6 +144,7 @@ void run_find(const FindArgs& a) {
   for (auto& e : a.edits)
     info.json["options"]["edits"].push_back(
         {{"dir", e}, {"values_hash", hash_string(read_file((fs::path(e) / "values.safetensors").string()))}});
+  check_output_dir(a.out, a.force, "find run", "run.json");
   check_or_write_run_json(a.out, info, shard_i, shard_n);
 
   Explainer explainer(*model, opt.explain_tokens);
@@ -197,6 +199,7 @@ void register_find(CLI::App& app) {
   cmd->add_option("--dataset", a->dataset, "Dataset file: SBU-style JSON or JSONL {\"image\":…, \"caption\":…}");
   cmd->add_option("--images-root", a->images_root, "Folder the dataset's images are resolved against");
   cmd->add_option("--out", a->out, "Run directory (rerun to resume)")->required();
+  cmd->add_flag("--force", a->force, "Start a run in a non-empty --out that holds no run");
   cmd->add_option("--top-k", a->top_k, "Neurons kept per noun (all of them in neurons.npy)")->capture_default_str();
   cmd->add_option("--report", a->report,
                   "Of the top-k, how many result.json lists with their top tokens (logit lens)")

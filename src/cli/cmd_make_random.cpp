@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "io/output_dir.h"
 #include "kernels/threading.h"
 #include "models/random_checkpoint.h"
 #include "util/error.h"
@@ -15,6 +16,7 @@ void register_make_random(CLI::App& app) {
   struct Args {
     RandomCheckpointOptions opt;
     std::string dtype = "bf16";
+    bool force = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("make-random", "Write a random-weight checkpoint with real shapes and layout");
@@ -27,10 +29,12 @@ void register_make_random(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", a->opt.out, "Output directory")->required();
   cmd->add_option("--seed", a->opt.seed, "Random seed")->capture_default_str();
+  cmd->add_flag("--force", a->force, "Write into a non-empty --out");
   cmd->add_option("--tokenizer-from", a->opt.tokenizer_from,
                   "Copy the tokenizer files from this checkpoint (default: train a small one)");
   cmd->callback([a] {
     init_threads();
+    check_output_dir(a->opt.out, a->force, "checkpoint");
     a->opt.dtype = a->dtype == "f32" ? DType::F32 : a->dtype == "f16" ? DType::F16 : DType::BF16;
     std::unique_ptr<Progress> bar;
     write_random_checkpoint(a->opt, [&](size_t done, size_t total) {

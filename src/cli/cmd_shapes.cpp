@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "data/shapes.h"
+#include "io/output_dir.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -18,6 +19,7 @@ void register_shapes(CLI::App& app) {
     int version = 1;
     double ghost_share = -1;
     std::string out, only = "all";
+    bool force = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("shapes", "Write synthetic shape scenes with captions and per-object masks");
@@ -36,7 +38,9 @@ void register_shapes(CLI::App& app) {
                   "2), a shape (scenes showing one: star) or no-SHAPE")
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (images/, masks/, captions.jsonl)")->required();
+  cmd->add_flag("--force", a->force, "Write into a non-empty --out");
   cmd->callback([a] {
+    check_output_dir(a->out, a->force, "shapes dataset");
     ShapesOptions opt = shapes_world(a->version);
     if (a->size > 0) opt.image_size = a->size;
     const int min_size = a->version == 2 ? 48 : 24;

@@ -56,6 +56,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--steps", o.steps,
                   "Total optimizer steps (recipe: small 14000, v2 13000; with --resume: the run's own)");
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
+  cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run");
   cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)");
   cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)");
   cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)");

@@ -20,6 +20,7 @@
 #include "grad/shapes_vocab.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
+#include "io/output_dir.h"
 #include "io/safetensors.h"
 #include "io/tokenizer_train.h"
 #include "kernels/threading.h"
@@ -508,6 +509,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     if (opt.steps < 0) fail("train: --steps must be positive");
     if (opt.resume && fs::exists(dir / "model.safetensors", ec))
       fail(opt.out, ": has a model but no ", kStateFile, "; cannot resume");
+    if (opt.resume) fail(opt.out, ": nothing to resume (no ", kStateFile, "); drop --resume to start a run");
+    check_output_dir(opt.out, opt.force, "training run", kStateFile);
     fs::create_directories(dir, ec);
     if (ec) fail(opt.out, ": cannot create directory (", ec.message(), ")");
     create_checkpoint(opt.out, shapes_model_preset(opt.preset), opt.seed);

@@ -70,6 +70,7 @@ struct TrainOptions {
   uint64_t seed = 1;           // training scene stream and initialisation
   int64_t checkpoint_every = 200;
   bool resume = false;
+  bool force = false;          // start a run in a non-empty directory that holds no run
   bool show_progress = true;
   int64_t stop_at = -1;        // end this session after this step (checkpointed), as an interruption would
 };

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -51,6 +52,14 @@ std::string brief(const json& v) {
 
 MergeSummary merge_runs(const std::vector<std::string>& runs, const std::string& out) {
   if (runs.empty()) fail("merge: give at least one run directory");
+  std::set<fs::path> seen;
+  std::error_code ec;
+  const fs::path out_canon = fs::weakly_canonical(out, ec);
+  for (auto& r : runs) {
+    const fs::path c = fs::weakly_canonical(r, ec);
+    if (!seen.insert(c).second) fail("merge: ", r, " is given twice");
+    if (c == out_canon) fail("merge: ", r, " is both a run to merge and --out");
+  }
   const json first = read_run_json(runs[0]);
   json shards = json::array();
   std::map<std::string, std::string> owner;  // image id → run
@@ -81,10 +90,30 @@ MergeSummary merge_runs(const std::vector<std::string>& runs, const std::string&
       ++summary.new_images;
     }
   }
+  // Shards: each "i/N" at most once, all of one split N; list the ones missing.
+  std::set<int64_t> have_shards;
+  int64_t split = -1;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    const std::string s = shards[k].get<std::string>();
+    long long i = -1, n = -1;
+    char tail = 0;
+    if (std::sscanf(s.c_str(), "%lld/%lld%c", &i, &n, &tail) != 2 || n < 1 || i < 0 || i >= n)
+      fail((fs::path(runs[k]) / "run.json").string(), ": \"shard\" is \"", s, "\", not i/N with 0 <= i < N");
+    if (n > 1 || runs.size() > 1) {
+      if (split >= 0 && n != split)
+        fail((fs::path(runs[k]) / "run.json").string(), ": shard ", s, " is of another split than ", runs[0], "'s");
+      split = n;
+      if (n > 1 && !have_shards.insert(i).second) fail("merge: ", runs[k], " is shard ", s, " again");
+    }
+  }
+  if (split > 1)
+    for (int64_t i = 0; i < split; ++i)
+      if (!have_shards.count(i)) summary.missing_shards.push_back(std::to_string(i) + "/" + std::to_string(split));
   json merged = first;
   merged["shard"] = "0/1";
   merged["merged_from"] = runs;
   merged["merged_shards"] = shards;
+  if (!summary.missing_shards.empty()) merged["missing_shards"] = summary.missing_shards;
   const fs::path p = fs::path(out) / "run.json";
   if (fs::exists(p)) {
     const json have = read_run_json(out);
