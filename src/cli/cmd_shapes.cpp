@@ -40,7 +40,6 @@ void register_shapes(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output directory (images/, masks/, captions.jsonl)")->required();
   cmd->add_flag("--force", a->force, "Write into a non-empty --out");
   cmd->callback([a] {
-    check_output_dir(a->out, a->force, "shapes dataset");
     ShapesOptions opt = shapes_world(a->version);
     if (a->size > 0) opt.image_size = a->size;
     const int min_size = a->version == 2 ? 48 : 24;
@@ -49,8 +48,9 @@ void register_shapes(CLI::App& app) {
       if (a->version != 2) fail("--ghost-share: only version 2 plants a co-occurrence");
       opt.ghost_share = a->ghost_share;
     }
-    Progress bar("shapes", a->n, "scenes");
     const SceneFilter keep = scene_filter(a->only, a->version);
+    check_output_dir(a->out, a->force, "shapes dataset");  // after the options' own errors
+    Progress bar("shapes", a->n, "scenes");
     write_shapes_dataset(a->out, a->n, a->seed, opt, [&](int64_t done) { bar.update(done); }, keep);
     bar.finish();
     std::printf("wrote %lld scenes to %s\n", static_cast<long long>(a->n), a->out.c_str());
