@@ -142,6 +142,27 @@ TEST_F(FindRuns, ShardsMergeToTheSingleRun) {
   for (auto& d : {one, s0, s1, merged, other}) fs::remove_all(d);
 }
 
+TEST_F(FindRuns, ImageIdsAreNeverDotOrDotDot) {
+  // "..png" has the stem ".": its id must not name the run folder itself.
+  const fs::path d = temp_dir("dots");
+  fs::create_directories(d);
+  fs::copy_file(base_ / "images" / "img0.png", d / "..png");
+  fs::copy_file(base_ / "images" / "img1.png", d / "...png");
+  const fs::path run = temp_dir("dotsrun");
+  std::string out;
+  ASSERT_EQ(run_cmd(binary() + " find --model " + (base_ / "model").string() + " --image " + (d / "..png").string() +
+                        " --image " + (d / "...png").string() + " --out " + run.string() +
+                        " --tokens all --top-k 5 --max-new-tokens 3 --quiet",
+                    &out),
+            0)
+      << out;
+  EXPECT_TRUE(fs::exists(run / "image" / "result.json")) << out;
+  EXPECT_TRUE(fs::exists(run / "image-1" / "result.json")) << out;
+  EXPECT_FALSE(fs::exists(run / "result.json"));
+  fs::remove_all(d);
+  fs::remove_all(run);
+}
+
 TEST_F(FindRuns, BrokenDatasetEntriesAreSkipped) {
   fs::path d = temp_dir("ds");
   mmn::write_file_atomic((d / "junk.png").string(), "not a png at all");

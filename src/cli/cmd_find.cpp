@@ -112,15 +112,7 @@ void run_find(const FindArgs& a) {
   std::vector<DatasetItem> all;
   if (!a.images.empty()) {
     for (auto& p : a.images) all.push_back({"", p, ""});
-    // Ids from file names, made unique.
-    std::map<std::string, int> seen;
-    for (auto& it : all) {
-      std::string base = fs::path(it.image_path).stem().string();
-      for (auto& ch : base)
-        if (!isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') ch = '_';
-      int n = seen[base]++;
-      it.id = n ? base + "-" + std::to_string(n) : base;
-    }
+    assign_ids(all);
   } else if (!a.images_dir.empty()) {
     all = list_image_dir(a.images_dir);
   } else {

@@ -24,22 +24,6 @@ bool is_image_name(const fs::path& p) {
 }
 
 // A safe id from a file stem: letters, digits, '-', '_' and '.' kept.
-std::string safe_id(const std::string& stem) {
-  std::string id;
-  for (char c : stem) id += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
-  if (id.empty() || id == "." || id == "..") id = "image";
-  return id;
-}
-
-void assign_ids(std::vector<DatasetItem>& items) {
-  std::map<std::string, int> seen;
-  for (auto& it : items) {
-    std::string base = safe_id(fs::path(it.image_path).stem().string());
-    int n = seen[base]++;
-    it.id = n ? base + "-" + std::to_string(n) : base;
-  }
-}
-
 // A caption: a string, or absent/null for none. Anything else is an error
 // naming the file and `what` (the line and key, or the list entry), never a
 // silent "".
@@ -147,6 +131,22 @@ std::vector<DatasetItem> select_items(const std::vector<DatasetItem>& all, int64
   for (int64_t i = start; i < end; ++i)
     if ((i - start) % shard_n == shard_i) out.push_back(all[i]);
   return out;
+}
+
+static std::string safe_id(const std::string& stem) {
+  std::string id;
+  for (char c : stem) id += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  if (id.empty() || id == "." || id == "..") id = "image";
+  return id;
+}
+
+void assign_ids(std::vector<DatasetItem>& items) {
+  std::map<std::string, int> seen;
+  for (auto& it : items) {
+    std::string base = safe_id(fs::path(it.image_path).stem().string());
+    int n = seen[base]++;
+    it.id = n ? base + "-" + std::to_string(n) : base;
+  }
 }
 
 }  // namespace mmn

@@ -25,4 +25,9 @@ std::vector<DatasetItem> load_dataset(const std::string& file, const std::string
 std::vector<DatasetItem> select_items(const std::vector<DatasetItem>& all, int64_t start, int64_t end, int shard_i,
                                       int shard_n);
 
+// Ids from the items' file names: characters outside [A-Za-z0-9._-] become
+// '_', an empty name or "." or ".." becomes "image" (an id names a folder of
+// the run), and repeats get "-1", "-2", ….
+void assign_ids(std::vector<DatasetItem>& items);
+
 }  // namespace mmn
