@@ -58,24 +58,28 @@ echo "# circle -> square, constrained, neurons of the gradient baseline" | tee -
 
 if [ "$version" = 2 ]; then
   # The planted hallucination: suppress "star" where the model says it on trigger scenes (fit:
-  # 60 trigger scenes), keeping the captions of scenes that do show a star (locality: 60). Judged
-  # on held-out trigger scenes (success: no star said) and held-out scenes with real stars and
-  # ordinary scenes (locality: caption unchanged).
+  # 60 trigger scenes), keeping the captions of ordinary scenes (locality fit: the edit's fit set
+  # leaves out every locality image that says the source word, so scenes with real stars cannot
+  # be fitted on). Judged on held-out trigger scenes (success: no star said) and, for locality
+  # (caption unchanged), on held-out scenes with real stars — does the edit also delete stars that
+  # are there? — and on ordinary ones.
   shapes "$out/ghost-fit" 60 303 trigger
-  shapes "$out/ghost-fit-stars" 60 304 star
   shapes "$out/ghost-eval" 100 404 trigger
   shapes "$out/ghost-eval-stars" 100 405 star
   "$bin" find $m --images "$out/ghost-fit/images" --out "$out/ghost-fit-gradient" --method gradient --quiet
-  gfit="--locality-images $out/ghost-fit-stars/images --force --quiet"
+  gfit="--locality-images $out/edit-fit/images --force --quiet"
   : > "$out/ghost.txt"
   "$bin" edit $m --from star --images "$out/ghost-fit/images" --random-control $gfit --out "$out/edit-ghost"
   "$bin" edit $m --from star --run "$out/ghost-fit-gradient" $gfit --out "$out/edit-ghost-gradient"
   for e in edit-ghost edit-ghost-gradient; do
-    for loc in ghost-eval-stars edit-eval; do
-      echo "# $e: target held-out trigger scenes, locality $loc" | tee -a "$out/ghost.txt"
-      "$bin" eval-edit --edit "$out/$e" --target-images "$out/ghost-eval/images" --locality-images "$out/$loc/images" \
-        --quiet | tee -a "$out/ghost.txt"
-    done
+    echo "# $e: target held-out trigger scenes, locality edit-eval" | tee -a "$out/ghost.txt"
+    "$bin" eval-edit --edit "$out/$e" --target-images "$out/ghost-eval/images" --locality-images "$out/edit-eval/images" \
+      --quiet | tee -a "$out/ghost.txt"
+    # Locality leaves out images that say the source word, so real stars are judged as a target:
+    # here "success" is the share of scenes with a real star whose star the edit deleted (damage).
+    echo "# $e: DAMAGE: target = held-out scenes with a real star (success = real star deleted)" | tee -a "$out/ghost.txt"
+    "$bin" eval-edit --edit "$out/$e" --target-images "$out/ghost-eval-stars/images" --locality-images "$out/edit-eval/images" \
+      --quiet | tee -a "$out/ghost.txt"
   done
   # The exported edited model through the world's own evaluation (ghost rates, exact captions).
   "$bin" edit export --edit "$out/edit-ghost" --out "$out/model-ghost-fixed" --force
