@@ -8,8 +8,9 @@ pkgs=(g++ cmake make pkg-config git ca-certificates
       libpng-dev libjpeg62-turbo-dev
       libcli11-dev libgtest-dev libbenchmark-dev wordnet-base
       clang libclang-rt-14-dev libomp-dev)  # clang + runtimes: the fuzzers (scripts/fuzz.sh)
-# --tests: also what only the tests need (headless Chromium opens the HTML report).
-[ "${1:-}" = --tests ] && pkgs+=(chromium)
+# --tests: also what only the tests need (headless Chromium opens the HTML report; numpy reads
+# neurons.npz back).
+[ "${1:-}" = --tests ] && pkgs+=(chromium python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

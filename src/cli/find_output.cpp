@@ -1,11 +1,15 @@
 #include "cli/find_output.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/npy.h"
+#include "io/npz.h"
+#include "models/generate.h"
 #include "neurons/heatmap.h"
+#include "neurons/heatmap_figure.h"
 #include "neurons/run.h"
 #include "util/error.h"
 
@@ -80,34 +84,31 @@ std::string safe_name(const std::string& w) {
 }
 
 // Heatmaps of one concept: the top-5 neurons' maps and the averaged maps over
-// the top {1,10,50,100,500,1000}, as JET overlays and 95th-percentile masks on
-// the model's input image, plus the raw grid maps in maps.npy.
+// the top {1,10,50,100,500,1000}, each as a titled JET figure on the noun's
+// shared absolute scale, a binary 95th-percentile mask and that mask over the
+// model's input image, plus the raw grid maps in maps.npy.
 void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const FindOptions& opt,
-                    const ImageFindResult& r, const ConceptResult& cr) {
+                    const std::string& image_id, const ImageFindResult& r, const ConceptResult& cr) {
   const int g = model.grid_side();
   const int64_t P = r.image_tokens;
   const size_t n_all = std::min<size_t>(cr.neurons.size(), 1000);
   std::vector<NeuronEntry> top(cr.neurons.begin(), cr.neurons.begin() + n_all);
   std::vector<float> maps = neuron_image_maps(model, r, top, opt.activation);
-  std::vector<float> raw;  // [n_maps, P]
-  json index = json::array();
-  const ImageU8& base = r.image.cropped;
-  auto emit = [&](const std::string& name, const std::vector<float>& m, json meta) {
-    raw.insert(raw.end(), m.begin(), m.end());
-    meta["name"] = name;
-    if (g > 0) {
-      std::vector<float> up = upsample_bilinear(m.data(), g, g, base.height, base.width);
-      write_png((dir / (name + ".png")).string(), overlay(base, up, 0.5f));
-      write_png((dir / (name + "_mask.png")).string(), mask_image(base, mask_above_percentile(up, 95.0)));
-    } else {
-      write_png((dir / (name + ".png")).string(), bar_chart(m, 480, 200));
-    }
-    index.push_back(meta);
+
+  struct Map {
+    std::string name;
+    std::string label;  // the figure's second title line
+    std::vector<float> values;
+    json meta;
   };
+  std::vector<Map> all;
   for (size_t i = 0; i < std::min<size_t>(5, n_all); ++i) {
-    std::vector<float> m(maps.begin() + i * P, maps.begin() + (i + 1) * P);
-    emit("neuron" + std::to_string(i + 1) + "_L" + std::to_string(top[i].layer) + "_U" + std::to_string(top[i].unit),
-         m, {{"rank", i + 1}, {"layer", top[i].layer}, {"unit", top[i].unit}});
+    const std::string id = "L" + std::to_string(top[i].layer) + " U" + std::to_string(top[i].unit);
+    all.push_back({"neuron" + std::to_string(i + 1) + "_L" + std::to_string(top[i].layer) + "_U" +
+                       std::to_string(top[i].unit),
+                   "rank " + std::to_string(i + 1) + ": " + id + "  score " + format_value(top[i].score),
+                   std::vector<float>(maps.begin() + i * P, maps.begin() + (i + 1) * P),
+                   {{"rank", i + 1}, {"layer", top[i].layer}, {"unit", top[i].unit}}});
   }
   for (int k : {1, 10, 50, 100, 500, 1000}) {
     if (static_cast<size_t>(k) > n_all) break;
@@ -115,7 +116,38 @@ void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const
     for (int i = 0; i < k; ++i)
       for (int64_t p = 0; p < P; ++p) m[p] += maps[i * P + p];
     for (auto& v : m) v /= static_cast<float>(k);
-    emit("mean_top" + std::to_string(k), m, {{"top", k}});
+    all.push_back({"mean_top" + std::to_string(k), "mean of top " + std::to_string(k), std::move(m), {{"top", k}}});
+  }
+  // One absolute scale for all of the noun's maps, 0 .. their largest value,
+  // so a weak or silent neuron looks weak or silent beside the strong ones.
+  float hi = 0.f;
+  for (const Map& m : all)
+    for (float v : m.values) hi = std::max(hi, v);
+
+  std::vector<float> raw;  // [n_maps, P]
+  json index = json::array();
+  const ImageU8& base = r.image.cropped;
+  const std::string head = image_id + "  \"" + cr.word + "\"  step " + std::to_string(cr.step);
+  for (Map& m : all) {
+    raw.insert(raw.end(), m.values.begin(), m.values.end());
+    const auto [lo_it, hi_it] = std::minmax_element(m.values.begin(), m.values.end());
+    const std::vector<std::string> title = {
+        head, m.label, "map min " + format_value(*lo_it) + "  max " + format_value(*hi_it)};
+    m.meta["name"] = m.name;
+    m.meta["min"] = *lo_it;
+    m.meta["max"] = *hi_it;
+    m.meta["scale"] = {0.0f, hi};
+    const fs::path stem = dir / m.name;
+    if (g > 0) {
+      write_png(stem.string() + ".png", heatmap_figure(base, m.values.data(), g, g, hi, title, "shared scale of this noun"));
+      const std::vector<uint8_t> mask =
+          mask_above_percentile(upsample_bilinear(m.values.data(), g, g, base.height, base.width), 95.0);
+      write_mask_png(stem.string() + "_mask.png", mask, base.width, base.height);
+      write_png(stem.string() + "_mask_overlay.png", mask_image(base, mask));
+    } else {
+      write_png(stem.string() + ".png", titled_figure(bar_chart(m.values, 480, 200), title));
+    }
+    index.push_back(m.meta);
   }
   const int64_t n_maps = static_cast<int64_t>(raw.size()) / P;
   if (g > 0)
@@ -123,6 +155,35 @@ void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const
   else
     write_npy((dir / "maps.npy").string(), raw.data(), {n_maps, P});
   write_file_atomic((dir / "maps.json").string(), index.dump(2) + "\n");
+}
+
+// RUN/<id>/neurons.npz: neurons.npy's top-k split into labelled arrays, with
+// the nouns they belong to.
+void write_neurons_npz(const fs::path& path, const ImageFindResult& r) {
+  const int64_t n = static_cast<int64_t>(r.concepts.size());
+  const int64_t k = static_cast<int64_t>(r.concepts[0].neurons.size());
+  std::vector<int32_t> layer, unit, token_id, step;
+  std::vector<float> score;
+  std::vector<std::string> words;
+  for (const ConceptResult& cr : r.concepts) {
+    for (const NeuronEntry& e : cr.neurons) {
+      layer.push_back(e.layer);
+      unit.push_back(static_cast<int32_t>(e.unit));
+      score.push_back(e.score);
+    }
+    words.push_back(cr.word);
+    token_id.push_back(cr.token_id);
+    step.push_back(cr.step);
+  }
+  auto i32 = [](const std::vector<int32_t>& v, std::vector<int64_t> shape) {
+    return npy_bytes("<i4", v.data(), v.size() * 4, shape);
+  };
+  write_npz(path.string(), {{"layer", i32(layer, {n, k})},
+                            {"unit", i32(unit, {n, k})},
+                            {"score", npy_bytes("<f4", score.data(), score.size() * 4, {n, k})},
+                            {"words", npy_unicode(words)},
+                            {"token_id", i32(token_id, {n})},
+                            {"step", i32(step, {n})}});
 }
 
 }  // namespace
@@ -173,6 +234,7 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
   ojson res = {{"image", item.image_path},
               {"caption", r.caption},
               {"generated_ids", r.generated_ids},
+              {"generated_pieces", caption_pieces(model.tokenizer(), r.generated_ids)},
               {"nouns", nouns},
               {"skipped_nouns", r.skipped_nouns},
               {"id", item.id},
@@ -181,9 +243,11 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
   if (!item.caption.empty()) res["reference_caption"] = item.caption;
   if (!r.permutation.empty()) res["permutation"] = r.permutation;
 
-  if (!r.concepts.empty())
+  if (!r.concepts.empty()) {
     write_npy((dir / "neurons.npy").string(), flat.data(),
               {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].neurons.size()), 3});
+    write_neurons_npz(dir / "neurons.npz", r);
+  }
   if (opt.also_gradient && !r.concepts.empty()) {
     // The gradient baseline's top-k in the neurons.npy format, for `metrics`.
     std::vector<float> g;
@@ -201,7 +265,7 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
     for (auto& cr : r.concepts) {
       fs::path hd = dir / "heatmaps" / (std::to_string(cr.step) + "_" + safe_name(cr.word));
       fs::create_directories(hd);
-      write_heatmaps(hd, model, opt, r, cr);
+      write_heatmaps(hd, model, opt, item.id, r, cr);
     }
   }
   // result.ojson last: its presence marks the image finished.

@@ -406,15 +406,30 @@ struct PngWriteGuard {
   }
 };
 
-bool png_encode(PngWriteGuard& g, std::FILE* f, const ImageU8& img) {
+// 8-bit rows of `channels` samples (1: grey, 3: RGB), row-major.
+bool png_encode(PngWriteGuard& g, std::FILE* f, const uint8_t* px, int width, int height, int channels) {
   if (setjmp(png_jmpbuf(g.png))) return false;
   png_init_io(g.png, f);
-  png_set_IHDR(g.png, g.info, png_uint_32(img.width), png_uint_32(img.height), 8, PNG_COLOR_TYPE_RGB,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(g.png, g.info, png_uint_32(width), png_uint_32(height), 8,
+               channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(g.png, g.info);
-  for (int y = 0; y < img.height; ++y) png_write_row(g.png, const_cast<png_bytep>(img.row(y)));
+  const size_t stride = static_cast<size_t>(width) * channels;
+  for (int y = 0; y < height; ++y) png_write_row(g.png, const_cast<png_bytep>(px + stride * y));
   png_write_end(g.png, nullptr);
   return true;
+}
+
+void write_png_channels(const std::string& path, const uint8_t* px, int width, int height, int channels) {
+  write_stream_atomic(path, [&](std::FILE* f) {
+    PngWriteCtx ctx;
+    PngWriteGuard g;
+    g.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_write_error, png_on_warning);
+    if (!g.png) fail(path, ": cannot initialise libpng");
+    g.info = png_create_info_struct(g.png);
+    if (!g.info) fail(path, ": cannot initialise libpng");
+    if (!png_encode(g, f, px, width, height, channels)) fail(path, ": cannot write PNG: ", ctx.msg);
+  });
 }
 
 // ---------------------------------------------------------- Pillow's resampler
@@ -607,15 +622,13 @@ void write_png(const std::string& path, const ImageU8& img) {
       img.rgb.size() != size_t(img.width) * img.height * 3)
     fail(path, ": cannot write PNG: invalid image ", img.width, "x", img.height, " with ",
          img.rgb.size(), " bytes");
-  write_stream_atomic(path, [&](std::FILE* f) {
-    PngWriteCtx ctx;
-    PngWriteGuard g;
-    g.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_write_error, png_on_warning);
-    if (!g.png) fail(path, ": cannot initialise libpng");
-    g.info = png_create_info_struct(g.png);
-    if (!g.info) fail(path, ": cannot initialise libpng");
-    if (!png_encode(g, f, img)) fail(path, ": cannot write PNG: ", ctx.msg);
-  });
+  write_png_channels(path, img.rgb.data(), img.width, img.height, 3);
+}
+
+void write_png_gray(const std::string& path, const std::vector<uint8_t>& gray, int width, int height) {
+  if (width <= 0 || height <= 0 || gray.size() != size_t(width) * height)
+    fail(path, ": cannot write PNG: invalid grey image ", width, "x", height, " with ", gray.size(), " bytes");
+  write_png_channels(path, gray.data(), width, height, 1);
 }
 
 ImageU8 resize_bicubic(const ImageU8& img, int out_w, int out_h) {

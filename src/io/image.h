@@ -29,6 +29,8 @@ ImageU8 decode_image(const std::string& data, const std::string& path);
 
 // Writes an RGB PNG atomically.
 void write_png(const std::string& path, const ImageU8& img);
+// Writes a single-channel 8-bit greyscale PNG atomically (gray: height × width, row-major).
+void write_png_gray(const std::string& path, const std::vector<uint8_t>& gray, int width, int height);
 
 // Pillow's Image.resize(size, BICUBIC) on uint8 RGB (separable, a = -0.5,
 // 22-bit fixed-point coefficients, clip to uint8 after each pass, a pass is

@@ -152,6 +152,12 @@ int64_t count(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+std::string npy_bytes(const std::string& descr, const void* data, size_t bytes, const std::vector<int64_t>& shape) {
+  std::string out = header_for(descr, shape);
+  if (bytes) out.append(static_cast<const char*>(data), bytes);
+  return out;
+}
+
 int64_t NpyArray::numel() const { return count(shape); }
 
 std::vector<float> NpyArray::as_f32() const {

@@ -27,6 +27,11 @@ NpyArray read_npy(const std::string& path);
 // The same from bytes already in memory; `path` names them in errors.
 NpyArray parse_npy(const std::string& bytes, const std::string& path);
 
+// The bytes of a .npy file (format 1.0, C order) holding `bytes` bytes of
+// `data` as dtype `descr` (any numpy descr, e.g. "<f4", "<U7") and `shape`;
+// the caller makes the data match. For containers such as .npz.
+std::string npy_bytes(const std::string& descr, const void* data, size_t bytes, const std::vector<int64_t>& shape);
+
 // Atomic writers.
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);

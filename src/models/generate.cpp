@@ -198,4 +198,27 @@ std::string caption_text(const Tokenizer& tok, const std::vector<int32_t>& ids) 
   }
   return tok.decode(known);
 }
+
+std::vector<std::string> caption_pieces(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  static const std::string kSpiece = "\xe2\x96\x81";  // "▁"
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (int32_t id : ids) {
+    std::string text = caption_text(tok, {id});  // "" for unknown and special ids
+    std::string piece;
+    try {
+      piece = tok.piece(id);
+    } catch (const Error&) {
+      out.push_back(text);  // unknown to the tokenizer
+      continue;
+    }
+    // decode() drops the "▁" that starts its first piece: restore it as a space
+    // (a lone "▁" decodes to nothing; a special token stays empty).
+    const bool word_start = piece.compare(0, kSpiece.size(), kSpiece) == 0;
+    const bool special = text.empty() && !tok.decode({id}, false).empty();
+    if (word_start && !special && (text.empty() || text[0] != ' ')) text = " " + text;
+    out.push_back(std::move(text));
+  }
+  return out;
+}
 }  // namespace mmn

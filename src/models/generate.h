@@ -69,4 +69,13 @@ namespace mmn {
 // The caption text of generated ids. Ids the tokenizer does not know (a
 // model's vocabulary is often padded past the tokenizer's) decode to nothing.
 std::string caption_text(const Tokenizer& tok, const std::vector<int32_t>& ids);
+
+// The text each generated id contributes, one string per id: the id decoded
+// alone, with the word-start marker "▁" shown as the space it stands for
+// (caption_text drops it only at the start of the caption). Special tokens
+// (EOS, …) and ids the tokenizer does not know give "", as in caption_text.
+// For a caption of ordinary pieces, caption_text(ids) is the concatenation
+// with its first leading space removed (and, for tokenizers that clean up
+// spaces, " ." → "." and the like applied).
+std::vector<std::string> caption_pieces(const Tokenizer& tok, const std::vector<int32_t>& ids);
 }  // namespace mmn

@@ -227,6 +227,34 @@ ImageU8 overlay(const ImageU8& base, const std::vector<float>& map, float alpha)
   return out;
 }
 
+std::array<uint8_t, 3> absolute_colour(float t, std::array<uint8_t, 3> under, float alpha_max) {
+  if (!(t > 0.0f)) return under;  // also NaN
+  if (t > 1.0f) t = 1.0f;
+  const float s = 255.0f * t;
+  const auto& c = kJet[s >= 255.0f ? 255 : static_cast<uint8_t>(s)];
+  const float a = alpha_max * t;
+  std::array<uint8_t, 3> out;
+  for (int k = 0; k < 3; ++k)
+    out[k] = to_u8_half_even((1.0f - a) * static_cast<float>(under[k]) + a * static_cast<float>(c[k]));
+  return out;
+}
+
+ImageU8 overlay_absolute(const ImageU8& base, const std::vector<float>& map, float hi, float alpha_max) {
+  check_image_size(base, map.size(), "overlay_absolute");
+  check_finite(map, "overlay_absolute");
+  if (!std::isfinite(hi)) fail("overlay_absolute: the scale's maximum ", hi, " is not finite");
+  if (!(alpha_max >= 0.0f && alpha_max <= 1.0f)) fail("overlay_absolute: alpha = ", alpha_max, " is outside [0, 1]");
+  ImageU8 out = base;
+  if (!(hi > 0.0f)) return out;
+  for (size_t p = 0; p < map.size(); ++p) {
+    if (!(map[p] > 0.0f)) continue;
+    const std::array<uint8_t, 3> under = {base.rgb[3 * p], base.rgb[3 * p + 1], base.rgb[3 * p + 2]};
+    const std::array<uint8_t, 3> c = absolute_colour(map[p] / hi, under, alpha_max);
+    for (int k = 0; k < 3; ++k) out.rgb[3 * p + k] = c[k];
+  }
+  return out;
+}
+
 ImageU8 mask_image(const ImageU8& base, const std::vector<uint8_t>& mask) {
   check_image_size(base, mask.size(), "mask_image");
   ImageU8 out = base;
@@ -252,7 +280,12 @@ ImageU8 mask_to_image(const std::vector<uint8_t>& mask, int width, int height) {
 }
 
 void write_mask_png(const std::string& path, const std::vector<uint8_t>& mask, int width, int height) {
-  write_png(path, mask_to_image(mask, width, height));
+  if (width <= 0 || height <= 0) fail("write_mask_png: size ", width, "x", height, " must be positive");
+  if (mask.size() != static_cast<size_t>(width) * height)
+    fail("write_mask_png: mask has ", mask.size(), " values, not ", width, "x", height);
+  std::vector<uint8_t> grey(mask.size());
+  for (size_t p = 0; p < mask.size(); ++p) grey[p] = mask[p] ? 255 : 0;
+  write_png_gray(path, grey, width, height);
 }
 
 std::vector<float> average_maps(const std::vector<std::vector<float>>& maps) {

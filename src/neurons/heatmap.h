@@ -71,6 +71,18 @@ ImageU8 jet_image(const std::vector<float>& map, int width, int height);
 // 0.7). map must be base.height × base.width; α ∈ [0, 1].
 ImageU8 overlay(const ImageU8& base, const std::vector<float>& map, float alpha = 0.5f);
 
+// The overlay on an absolute scale shared by several maps (find's figures: all
+// maps of one noun), so that a weak map looks weak and a silent one silent:
+// t = clamp(v / hi, 0, 1), colour jet_rgb(u8(255·t)) (float32, truncated as in
+// jet_indices), opacity α = alpha_max · t, out = (1 − α)·base + α·colour per
+// channel (float, rounded half to even). Where v ≤ 0, or everywhere when
+// hi ≤ 0, the base pixel is kept exactly. map must be base.height ×
+// base.width and finite; hi finite; alpha_max ∈ [0, 1].
+ImageU8 overlay_absolute(const ImageU8& base, const std::vector<float>& map, float hi, float alpha_max = 0.5f);
+
+// The colour overlay_absolute gives value t·hi (t ∈ [0, 1]) over the RGB colour `under`.
+std::array<uint8_t, 3> absolute_colour(float t, std::array<uint8_t, 3> under, float alpha_max = 0.5f);
+
 // A visual of the mask: base where mask is 1, base darkened to a quarter
 // (v / 4, integer division) where it is 0. mask must be base.height × base.width.
 ImageU8 mask_image(const ImageU8& base, const std::vector<uint8_t>& mask);
@@ -78,7 +90,8 @@ ImageU8 mask_image(const ImageU8& base, const std::vector<uint8_t>& mask);
 // The mask as a black-and-white RGB image: (255, 255, 255) where set, black elsewhere.
 ImageU8 mask_to_image(const std::vector<uint8_t>& mask, int width, int height);
 
-// Writes mask_to_image(mask, width, height) as a PNG, atomically (write_png).
+// Writes the mask as a single-channel 8-bit greyscale PNG, atomically: 255
+// where set, 0 elsewhere (loads as mask_to_image(mask, width, height)).
 void write_mask_png(const std::string& path, const std::vector<uint8_t>& mask, int width, int height);
 
 // Element-wise raw mean of equally sized maps (accumulated in double). Throws
