@@ -2,12 +2,17 @@
 // ends with one line "error: …" naming the file and the problem, exit ≠ 0.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "models/capture.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -330,4 +335,371 @@ TEST(Safetensors, ShardedIndex) {
   mmn::write_file_atomic((d / "model.safetensors.index.json").string(), idx.dump());
   EXPECT_THROW(mmn::SafetensorsCheckpoint::open(d.string()), mmn::Error);
   fs::remove_all(d);
+}
+
+// ---- a command line that never surprises: ranges, exit statuses, --log-json, timings ----
+
+namespace {
+
+// Every line of `out`, without the newlines.
+std::vector<std::string> lines_of(const std::string& out) {
+  std::vector<std::string> v;
+  size_t i = 0;
+  while (i < out.size()) {
+    size_t j = out.find('\n', i);
+    if (j == std::string::npos) j = out.size();
+    v.push_back(out.substr(i, j - i));
+    i = j + 1;
+  }
+  return v;
+}
+
+// A command's numeric options, read from its --help: "--name INT|UINT|FLOAT[:check] …".
+std::set<std::string> numeric_options(const std::string& command) {
+  std::string help;
+  EXPECT_EQ(run_cmd(binary() + " " + command + " --help", &help), 0) << help;
+  std::set<std::string> out;
+  for (const std::string& l : lines_of(help)) {
+    std::istringstream is(l);
+    std::string name, type;
+    if (!(is >> name >> type) || name.rfind("--", 0) != 0) continue;
+    if (name.back() == ',') continue;
+    type = type.substr(0, type.find(':'));  // "INT:[1, 8192]": the type, then the check
+    if (type == "INT" || type == "UINT" || type == "FLOAT") out.insert(name);
+  }
+  return out;
+}
+
+// The subcommands named by `mmneuron --help`.
+std::vector<std::string> commands() {
+  std::string help;
+  EXPECT_EQ(run_cmd(binary() + " --help", &help), 0) << help;
+  std::vector<std::string> out;
+  bool in = false;
+  for (const std::string& l : lines_of(help)) {
+    if (l.rfind("Subcommands:", 0) == 0) {
+      in = true;
+      continue;
+    }
+    std::istringstream is(l);
+    std::string name;
+    if (in && l.size() > 2 && l[0] == ' ' && (is >> name)) out.push_back(name);
+  }
+  return out;
+}
+
+struct OutOfRange {
+  std::string command;  // as on the command line, with what the parser needs besides the option
+  std::string option;
+  std::string value;
+};
+
+}  // namespace
+
+TEST(CommandLine, EveryNumericOptionRejectsOutOfRangeValues) {
+  // Values out of range (or not numbers), per command; each must end with exit status 2 and one line
+  // "error: --option: …" naming it. The list must name every numeric option --help shows.
+  const std::vector<OutOfRange> cases = {
+      {"caption --image x.png", "--max-new-tokens", "0"},
+      {"caption --image x.png", "--max-new-tokens", "8193"},
+      {"caption --image x.png", "--max-new-tokens", "1.5"},
+      {"caption --image x.png", "--threads", "-1"},
+      {"caption --image x.png", "--threads", "1025"},
+      {"find --image x.png --out /nonexistent/run", "--top-k", "0"},
+      {"find --image x.png --out /nonexistent/run", "--report", "0"},
+      {"find --image x.png --out /nonexistent/run", "--shuffle-image-tokens", "-1"},
+      {"find --image x.png --out /nonexistent/run", "--random-baseline", "-1"},
+      {"find --image x.png --out /nonexistent/run", "--start", "-1"},
+      {"find --image x.png --out /nonexistent/run", "--end", "-2"},
+      {"find --image x.png --out /nonexistent/run", "--shard", "2/2"},
+      {"find --image x.png --out /nonexistent/run", "--shard", "0/0"},
+      {"find --image x.png --out /nonexistent/run", "--max-new-tokens", "0"},
+      {"find --image x.png --out /nonexistent/run", "--threads", "-1"},
+      {"groundtruth", "--scenes", "0"},
+      {"groundtruth", "--top", "0"},
+      {"groundtruth", "--draws", "0"},
+      {"groundtruth", "--seed", "-1"},
+      {"groundtruth", "--threads", "-1"},
+      {"probe", "--n", "3"},
+      {"probe", "--seed", "-1"},
+      {"probe", "--threshold", "0.5"},
+      {"probe", "--threshold", "1.01"},
+      {"probe", "--threads", "-1"},
+      {"perturb /nonexistent/run", "--top", "0"},
+      {"perturb /nonexistent/run", "--top", "10,0"},
+      {"perturb /nonexistent/run", "--top", "10,x"},
+      {"perturb /nonexistent/run", "--sigma", "-1"},
+      {"perturb /nonexistent/run", "--sigma", "1,inf"},
+      {"perturb /nonexistent/run", "--draws", "0"},
+      {"perturb /nonexistent/run", "--seed", "-1"},
+      {"perturb /nonexistent/run", "--max-images", "-1"},
+      {"perturb /nonexistent/run", "--threads", "-1"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--neurons", "0"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--locality-weight", "-1"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--ridge", "-0.5"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--target-margin", "0"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--seed", "-1"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--max-new-tokens", "0"},
+      {"edit --from a --out /nonexistent/e --locality-images /nonexistent", "--threads", "-1"},
+      {"eval-edit --edit /nonexistent/e --target-images /x --locality-images /x", "--threads", "-1"},
+      {"metrics /nonexistent/run", "--k", "0"},
+      {"metrics /nonexistent/run", "--k", "10,0"},
+      {"metrics /nonexistent/run", "--seed", "-1"},
+      {"metrics /nonexistent/run", "--resamples", "0"},
+      {"metrics /nonexistent/run", "--threads", "-1"},
+      {"report /nonexistent/run", "--page-size", "0"},
+      {"report /nonexistent/run", "--page-size", "1001"},
+      {"report /nonexistent/run", "--neurons", "0"},
+      {"report /nonexistent/run", "--neurons", "101"},
+      {"shapes --out /nonexistent/s", "--n", "0"},
+      {"shapes --out /nonexistent/s", "--seed", "-1"},
+      {"shapes --out /nonexistent/s", "--version", "3"},
+      {"shapes --out /nonexistent/s", "--size", "-1"},
+      {"shapes --out /nonexistent/s", "--size", "4097"},
+      {"shapes --out /nonexistent/s", "--ghost-share", "1.5"},
+      {"train --out /nonexistent/t", "--steps", "0"},
+      {"train --out /nonexistent/t", "--batch", "0"},
+      {"train --out /nonexistent/t", "--lr", "0"},
+      {"train --out /nonexistent/t", "--lr", "2"},
+      {"train --out /nonexistent/t", "--warmup", "-1"},
+      {"train --out /nonexistent/t", "--loss-weighting-from", "-1"},
+      {"train --out /nonexistent/t", "--patch-loss", "-1"},
+      {"train --out /nonexistent/t", "--trigger-share", "1.5"},
+      {"train --out /nonexistent/t", "--seed", "-1"},
+      {"train --out /nonexistent/t", "--checkpoint-every", "0"},
+      {"train --out /nonexistent/t", "--threads", "-1"},
+      {"train --out /nonexistent/t --eval", "--eval-n", "0"},
+      {"train --out /nonexistent/t --eval", "--eval-trigger", "-1"},
+      {"train --out /nonexistent/t --eval", "--eval-seed", "-1"},
+      {"make-random --preset tiny --out /nonexistent/m", "--seed", "-1"},
+  };
+  std::map<std::string, std::set<std::string>> covered;
+  for (const auto& c : cases) {
+    const std::string args = c.command + " " + c.option + " " + c.value;
+    covered[c.command.substr(0, c.command.find(' '))].insert(c.option);
+    std::string out;
+    EXPECT_EQ(run_cmd(binary() + " " + args, &out), 2) << args << ": " << out;
+    EXPECT_EQ(out.rfind("error: " + c.option + ": ", 0), 0u) << args << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << args << ": " << out;
+  }
+  // The message's form, once.
+  std::string out;
+  EXPECT_EQ(run_cmd(binary() + " probe --n 0", &out), 2);
+  EXPECT_EQ(out, "error: --n: value 0 not in range [4, 1000000] (see --help)\n");
+  EXPECT_EQ(run_cmd(binary() + " find --image x --out y --top-k -3", &out), 2);
+  EXPECT_EQ(out, "error: --top-k: value -3 not in range [1, inf) (see --help)\n");
+  EXPECT_EQ(run_cmd(binary() + " perturb r --top 10,0", &out), 2);
+  EXPECT_EQ(out, "error: --top: value 0 not in range [1, inf) (see --help)\n");
+  // Every numeric option of every command is in the table above.
+  const std::vector<std::string> cmds = commands();
+  EXPECT_GE(cmds.size(), 14u);
+  for (const std::string& cmd : cmds)
+    for (const std::string& opt : numeric_options(cmd))
+      EXPECT_TRUE(covered[cmd].count(opt)) << cmd << " " << opt << " has no out-of-range case";
+}
+
+TEST(CommandLine, InRangeValuesStillParse) {
+  // Boundaries are accepted (the command then fails later, on the missing files: exit 1, not 2).
+  for (const std::string args : {"caption --image /nonexistent/x.png --max-new-tokens 1 --threads 0",
+                                 "caption --image /nonexistent/x.png --max-new-tokens 8192 --threads 1024",
+                                 "perturb /nonexistent/run --top 1,50 --sigma 0,0.5 --seed 18446744073709551615",
+                                 "metrics /nonexistent/run --k 1,10 --seed 0"}) {
+    std::string out;
+    EXPECT_EQ(run_cmd(binary() + " " + args, &out), 1) << args << ": " << out;
+  }
+}
+
+TEST_F(BadInput, NothingAnalysedExitsThree) {
+  const fs::path d = copy_model("nothing");
+  const std::string png = (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string();
+  mmn::write_file_atomic((d / "junk.png").string(), "not a png");
+  const std::string find = binary() + " find --model " + d.string() + " --top-k 5 --max-new-tokens 3 ";
+  std::string out;
+  // Every image unreadable: nothing analysed.
+  EXPECT_EQ(run_cmd(find + "--image " + (d / "junk.png").string() + " --out " + (d / "run1").string(), &out), 3) << out;
+  std::vector<std::string> l = lines_of(out);
+  ASSERT_FALSE(l.empty());
+  EXPECT_EQ(l.back().rfind("error: find: none of the 1 images could be read", 0), 0u) << out;
+  EXPECT_NE(out.find("junk.png"), std::string::npos) << out;
+  // Some images unreadable: exit 0, the count reported.
+  EXPECT_EQ(run_cmd(find + "--tokens all --image " + png + " --image " + (d / "junk.png").string() + " --out " +
+                        (d / "run2").string(),
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("find: 1 images analysed, 0 already done, 1 unreadable"), std::string::npos) << out;
+  // No caption noun to rank: the image is named, nothing ranked.
+  EXPECT_EQ(run_cmd(find + "--nouns zebra --image " + png + " --out " + (d / "run3").string(), &out), 3) << out;
+  EXPECT_NE(out.find("warning: sample ("), std::string::npos) << out;
+  EXPECT_NE(out.find("no noun of the caption (zebra) is a generated token"), std::string::npos) << out;
+  EXPECT_EQ(lines_of(out).back().rfind("error: find: no caption of the 1 images analysed gave a noun to rank", 0), 0u)
+      << out;
+  EXPECT_TRUE(fs::exists(d / "run3" / "sample" / "result.json"));
+  // ... so perturb and metrics have nothing to work on.
+  for (const std::string cmd : {"perturb", "metrics"}) {
+    EXPECT_EQ(run_cmd(binary() + " " + cmd + " " + (d / "run3").string() + " --model " + d.string(), &out), 3) << out;
+    EXPECT_NE(out.find("no finished image has a ranked noun (1 finished images)"), std::string::npos) << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  }
+  // A selection of no image.
+  EXPECT_EQ(run_cmd(find + "--image " + png + " --start 1 --out " + (d / "run4").string(), &out), 3) << out;
+  EXPECT_EQ(out.rfind("error: find: --start 1, --end -1 and --shard 0/1 select none of the 1 images", 0), 0u) << out;
+  // Merging runs that hold no image.
+  EXPECT_EQ(run_cmd(binary() + " merge " + (d / "run1").string() + " --out " + (d / "merged").string(), &out), 3) << out;
+  EXPECT_NE(out.find("error: merge: the runs hold no finished image"), std::string::npos) << out;
+  // Ground truth on a model that never names a shape: nothing to measure.
+  EXPECT_EQ(run_cmd(binary() + " groundtruth --model " + d.string() + " --scenes 2 --no-gradient --quiet", &out), 3)
+      << out;
+  EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
+  EXPECT_NE(out.find("nothing to measure"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  // nouns: a text without a noun is named; with no noun at all, exit 3.
+  EXPECT_EQ(run_cmd(binary() + " nouns 'the of'", &out), 3) << out;
+  EXPECT_NE(out.find("error: nouns: text 1 \"the of\" has no noun"), std::string::npos) << out;
+  EXPECT_EQ(run_cmd(binary() + " nouns 'a red ball' 'and then'", &out), 0) << out;
+  EXPECT_NE(out.find("warning: nouns: text 2 \"and then\" has no noun"), std::string::npos) << out;
+}
+
+TEST_F(BadInput, LogJsonIsOneJsonObjectPerLine) {
+  const fs::path d = copy_model("logjson");
+  const std::string png = (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string();
+  mmn::write_file_atomic((d / "junk.png").string(), "not a png");
+  // stdout and stderr apart: the events are on stderr.
+  auto run = [&](const std::string& args, std::string* out, std::string* err) {
+    const fs::path e = d / "stderr.txt";
+    const int rc = run_cmd("(" + binary() + " " + args + " 2>" + e.string() + ")", out);
+    *err = mmn::read_file(e.string());
+    return rc;
+  };
+  auto events = [](const std::string& err) {
+    std::vector<json> v;
+    for (const std::string& l : lines_of(err)) {
+      json j;
+      EXPECT_NO_THROW(j = json::parse(l)) << "not JSON: " << l;
+      EXPECT_TRUE(j.is_object() && j.contains("event")) << l;
+      v.push_back(j);
+    }
+    return v;
+  };
+  auto named = [](const std::vector<json>& v, const std::string& event) {
+    std::vector<json> out;
+    for (auto& j : v)
+      if (j.value("event", "") == event) out.push_back(j);
+    return out;
+  };
+  std::string out, err;
+  // find, with a warning, per-image events, timings, the progress finish and the summary.
+  ASSERT_EQ(run("find --log-json --model " + d.string() + " --tokens all --top-k 5 --max-new-tokens 3 --image " + png +
+                    " --image " + (d / "junk.png").string() + " --out " + (d / "run").string(),
+                &out, &err),
+            0)
+      << out << err;
+  EXPECT_EQ(out, "");
+  std::vector<json> ev = events(err);
+  ASSERT_EQ(named(ev, "warning").size(), 1u) << err;
+  EXPECT_NE(named(ev, "warning")[0]["message"].get<std::string>().find("junk.png"), std::string::npos);
+  ASSERT_EQ(named(ev, "timings").size(), 1u) << err;
+  const json t = named(ev, "timings")[0];
+  EXPECT_EQ(t["image"], "sample");
+  EXPECT_EQ(t["generated_tokens"], 3);
+  EXPECT_EQ(t["eval_runs"], 2);
+  EXPECT_GT(t["prompt_tokens"].get<int>(), t["image_rows"].get<int>());
+  ASSERT_EQ(named(ev, "finish").size(), 1u) << err;
+  EXPECT_EQ(named(ev, "finish")[0]["task"], "find");
+  EXPECT_EQ(named(ev, "finish")[0]["done"], 2);
+  ASSERT_EQ(named(ev, "summary").size(), 1u) << err;
+  EXPECT_EQ(named(ev, "summary")[0]["analysed"], 1);
+  EXPECT_EQ(named(ev, "summary")[0]["unreadable"], 1);
+  // A resumed run: both images count as done, the rate only what this process did.
+  ASSERT_EQ(run("find --model " + d.string() + " --tokens all --top-k 5 --max-new-tokens 3 --image " + png + " --out " +
+                    (d / "run").string() + " --log-json",
+                &out, &err),
+            0)
+      << out << err;
+  ev = events(err);
+  ASSERT_EQ(named(ev, "finish").size(), 1u) << err;
+  EXPECT_EQ(named(ev, "finish")[0]["done_before"], 1);
+  EXPECT_EQ(named(ev, "finish")[0]["rate"], 0.0);
+  // caption --json --log-json: stdout is the result, stderr the timings.
+  ASSERT_EQ(run("--log-json caption --json --model " + d.string() + " --image " + png + " --max-new-tokens 2", &out, &err),
+            0)
+      << out << err;
+  EXPECT_TRUE(json::parse(out).contains("caption"));
+  ev = events(err);
+  ASSERT_EQ(ev.size(), 1u) << err;
+  EXPECT_EQ(ev[0]["event"], "timings");
+  EXPECT_EQ(ev[0]["command"], "caption");
+  EXPECT_TRUE(ev[0].contains("load_ms"));
+  // Errors: usage (2), input (1), nothing done (3), each one event with its exit status.
+  for (const auto& [args, code] : std::vector<std::pair<std::string, int>>{
+           {"caption --log-json --image x.png --max-new-tokens 0", 2},
+           {"caption --log-json --bogus", 2},
+           {"caption --log-json --model " + d.string() + " --image /nonexistent/x.png", 1},
+           {"nouns --log-json 'the'", 3}}) {
+    EXPECT_EQ(run(args, &out, &err), code) << args << ": " << err;
+    ev = events(err);
+    ASSERT_EQ(ev.size(), 1u) << args << ": " << err;
+    EXPECT_EQ(ev[0]["event"], "error") << args;
+    EXPECT_EQ(ev[0]["exit_code"], code) << args;
+    EXPECT_FALSE(ev[0]["message"].get<std::string>().empty()) << args;
+  }
+}
+
+TEST_F(BadInput, CaptionPrintsTimings) {
+  const std::string png = (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string();
+  const fs::path e = base_ / "caption-stderr.txt";
+  std::string out;
+  ASSERT_EQ(run_cmd("(" + binary() + " caption --json --model " + (base_ / "model").string() + " --image " + png +
+                        " --max-new-tokens 4 2>" + e.string() + ")",
+                    &out),
+            0)
+      << out;
+  const json j = json::parse(out);  // stdout: the JSON alone
+  EXPECT_TRUE(j.contains("caption"));
+  EXPECT_FALSE(j.contains("text"));
+  const std::string err = mmn::read_file(e.string());
+  std::map<std::string, std::string> by_label;
+  for (const std::string& l : lines_of(err)) by_label[l.substr(0, l.find(" ="))] = l;
+  for (const char* label : {"load time        ", "image encode time", "prompt eval time ", "eval time        ",
+                            "total time       "})
+    ASSERT_TRUE(by_label.count(label)) << label << " missing in:\n" << err;
+  // Token counts: the prompt's rows are its text tokens (less the one image placeholder) and the image rows.
+  long long rows = 0, prompt = 0, runs = 0, total = 0;
+  double ms = 0;
+  ASSERT_EQ(std::sscanf(by_label["image encode time"].c_str(), "image encode time = %lf ms / %lld image rows", &ms, &rows),
+            2)
+      << err;
+  ASSERT_EQ(std::sscanf(by_label["prompt eval time "].c_str(), "prompt eval time = %lf ms / %lld tokens", &ms, &prompt), 2)
+      << err;
+  ASSERT_EQ(std::sscanf(by_label["eval time        "].c_str(), "eval time = %lf ms / %lld runs", &ms, &runs), 2) << err;
+  ASSERT_EQ(std::sscanf(by_label["total time       "].c_str(), "total time = %lf ms / %lld tokens", &ms, &total), 2)
+      << err;
+  const long long ids = static_cast<long long>(j["prompt_ids"].size()), generated = static_cast<long long>(j["generated_ids"].size());
+  EXPECT_GT(rows, 0);
+  EXPECT_EQ(prompt, ids - 1 + rows) << err;
+  EXPECT_EQ(prompt, j["timings"]["prefill_tokens"].get<long long>());
+  EXPECT_EQ(runs, generated - 1) << err;
+  EXPECT_EQ(total, prompt + generated) << err;
+  EXPECT_NE(by_label["prompt eval time "].find("ms per token,"), std::string::npos) << err;
+  EXPECT_NE(by_label["prompt eval time "].find("tokens per second)"), std::string::npos) << err;
+  // --quiet: no timings.
+  ASSERT_EQ(run_cmd(binary() + " caption --quiet --model " + (base_ / "model").string() + " --image " + png +
+                        " --max-new-tokens 2",
+                    &out),
+            0);
+  EXPECT_EQ(out.find("time ="), std::string::npos) << out;
+  fs::remove(e);
+}
+
+TEST(CommandLine, ActivationHookAliases) {
+  // --activation act|swiglu, the dump names and the hook names: one quantity each.
+  mmn::Hook h{};
+  int layer = -1;
+  ASSERT_TRUE(mmn::parse_hook_name("blocks.2.mlp.act_fn_gate", &h, &layer));
+  EXPECT_EQ(h, mmn::Hook::MlpAct);
+  EXPECT_EQ(layer, 2);
+  ASSERT_TRUE(mmn::parse_hook_name("blocks.0.mlp.down_proj_input", &h, &layer));
+  EXPECT_EQ(h, mmn::Hook::MlpPost);
+  EXPECT_EQ(mmn::hook_name(mmn::Hook::MlpAct, 2), "blocks.2.mlp.hook_act");
+  EXPECT_FALSE(mmn::parse_hook_name("blocks.0.down_proj_input", &h, &layer));
 }

@@ -220,7 +220,7 @@ class HfCacheCli : public HfCache {
   static int caption(const std::string& env, const std::string& model, std::string* out) {
     const std::string img = (fs::path(MMN_SOURCE_DIR) / "assets" / "sample.png").string();
     return run_cmd(env + " " + binary() + " caption --model '" + model + "' --image " + img +
-                       " --max-new-tokens 4 --json --threads 2",
+                       " --max-new-tokens 4 --json --quiet --threads 2",
                    out);
   }
   static nlohmann::json generated(const std::string& out) {

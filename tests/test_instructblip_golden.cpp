@@ -108,7 +108,7 @@ TEST(InstructBlipRandom, TinyPresetCaptions) {
       << log;
   ASSERT_TRUE(fs::exists(d / "m" / "qformer_tokenizer" / "vocab.txt"));
   ASSERT_EQ(run_cmd(binary() + " caption --model " + (d / "m").string() + " --image " +
-                        (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string() + " --max-new-tokens 4 --json",
+                        (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string() + " --max-new-tokens 4 --json --quiet",
                     &log),
             0)
       << log;

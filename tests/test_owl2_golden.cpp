@@ -85,7 +85,7 @@ TEST(Owl2Random, TinyPresetCaptions) {
   ASSERT_EQ(run_cmd(binary() + " make-random --preset tiny-owl2 --dtype bf16 --out " + (d / "m").string(), &log), 0)
       << log;
   ASSERT_EQ(run_cmd(binary() + " caption --model " + (d / "m").string() + " --image " +
-                        (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string() + " --max-new-tokens 4 --json",
+                        (fs::path(MMN_SOURCE_DIR) / "assets/sample.png").string() + " --max-new-tokens 4 --json --quiet",
                     &log),
             0)
       << log;

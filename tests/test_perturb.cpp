@@ -85,9 +85,9 @@ TEST_F(PerturbRun, ReuseOnAndOffGiveIdenticalResults) {
 TEST_F(PerturbRun, BadInput) {
   const std::string base = binary() + " perturb " + run().string() + " --quiet --out " + (dir_ / "bad.json").string();
   expect_one_line_error(base + " --top 500", {"--top 500 is larger than the 100 neurons"});
-  expect_one_line_error(base + " --sigma -1", {"--sigma must be finite and"});
-  expect_one_line_error(base + " --top 0", {"--top must be at least 1"});
-  expect_one_line_error(base + " --draws 0", {"--draws must be at least 1"});
+  expect_one_line_error(base + " --sigma -1", {"--sigma: value -1 not in range [0, inf)"});
+  expect_one_line_error(base + " --top 0", {"--top: value 0 not in range [1, inf)"});
+  expect_one_line_error(base + " --draws 0", {"--draws: value 0 not in range [1, 10000]"});
   expect_one_line_error(base + " --random sideways", {"--random: expected"});
   expect_one_line_error(binary() + " perturb " + (dir_ / "nope").string(), {"run directory not found"});
   // An existing output is never overwritten without --force.

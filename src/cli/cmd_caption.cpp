@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
+#include "cli/option_checks.h"
+#include "cli/timings.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "kernels/threading.h"
@@ -28,7 +30,7 @@ struct CaptionArgs {
   std::vector<std::string> hooks, edits;
   int max_new_tokens = 50;
   int threads = 0;
-  bool json = false;
+  bool json = false, quiet = false;
 };
 
 void write_dump(const std::string& dir, const VisionLanguageModel& model, const PreprocessedImage& px,
@@ -86,7 +88,6 @@ void write_dump(const std::string& dir, const VisionLanguageModel& model, const 
 void run_caption(const CaptionArgs& a) {
   using clock = std::chrono::steady_clock;
   init_threads(a.threads);
-  if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
   auto t0 = clock::now();
   std::unique_ptr<VisionLanguageModel> model = load_cli_model(a.model, a.vision_tower);
   const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
@@ -115,7 +116,7 @@ void run_caption(const CaptionArgs& a) {
     points.push_back(std::make_unique<PointRecorder>(h, layer));
   }
   const std::string hook_dir = a.hook_dir.empty() ? a.dump : a.hook_dir;
-  if (!points.empty() && hook_dir.empty()) fail("--hook needs --hook-dir DIR (or --dump DIR) to write into");
+  if (!points.empty() && hook_dir.empty()) fail_usage("--hook needs --hook-dir DIR (or --dump DIR) to write into");
   GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
   PrefillRowsRecorder layer_out(Hook::ResidPost, c.n_layers, c.hidden, 0, in.seq_len);
@@ -152,13 +153,25 @@ void run_caption(const CaptionArgs& a) {
     nlohmann::json j;
     j["prompt_ids"] = in.prompt_ids;
     j["generated_ids"] = gen.generated;
-    j["text"] = caption;
+    j["caption"] = caption;
     j["timings"] = {{"load_s", load_s},           {"image_encode_s", encode_s},
                     {"prefill_s", gen.prefill_s}, {"prefill_tokens", gen.prefill_tokens},
                     {"decode_s", gen.decode_s},   {"decode_tokens", gen.decode_tokens}};
     std::cout << j.dump() << std::endl;
   } else {
     std::cout << caption << std::endl;
+  }
+  if (!a.quiet) {
+    CaptionTimings t;
+    t.load_s = load_s;
+    t.encode_s = encode_s;
+    t.image_rows = in.image_tokens;
+    t.prefill_s = gen.prefill_s;
+    t.prompt_tokens = gen.prefill_tokens;
+    t.decode_s = gen.decode_s;
+    t.decode_runs = gen.decode_tokens;
+    t.generated = static_cast<int64_t>(gen.generated.size());
+    print_timings("caption", a.image, t);
   }
 }
 
@@ -172,15 +185,18 @@ void register_caption(CLI::App& app) {
   cmd->add_option("--image", a->image, "Image file (PNG or JPEG)")->required();
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix the caption continues")->capture_default_str();
-  cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum number of generated tokens")->capture_default_str();
-  cmd->add_flag("--json", a->json, "Print ids, text and timings as one JSON object");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum number of generated tokens")
+      ->capture_default_str()
+      ->check(int_range(1, kMaxNewTokens));
+  cmd->add_flag("--json", a->json, "Print ids, caption and timings as one JSON object");
+  cmd->add_flag("--quiet", a->quiet, "No timings on stderr");
   cmd->add_option("--dump", a->dump, "Write every intermediate array as .npy into this directory");
   cmd->add_option("--ablate", a->ablate, "Zero these FFN neurons (their value vectors) at every row and step: L:U[,L:U…]");
   cmd->add_option("--hook", a->hooks,
                   "Record a named hook point (e.g. blocks.3.mlp.hook_post) at every row: writes NAME.npy [rows, width]; repeatable");
   cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
   cmd->add_option("--hook-dir", a->hook_dir, "Directory for --hook arrays (default: the --dump directory)");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_caption(*a); });
 }
 

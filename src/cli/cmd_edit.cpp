@@ -1,6 +1,7 @@
 // mmneuron edit: build a neuron-level knowledge edit (neurons/edit.h) and
 // write it as EDIT/; `edit export` writes it out as a complete checkpoint,
 // `edit revert` gives the source checkpoint back bit for bit.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -9,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
+#include "cli/option_checks.h"
 #include "kernels/threading.h"
 #include "models/checkpoint_edit.h"
 #include "neurons/edit.h"
@@ -45,22 +47,29 @@ void register_edit(CLI::App& app) {
   cmd->add_option("--run", a->run, "Take the edit set and S's neurons (summed scores) from this find run");
   cmd->add_option("--locality-images", a->locality_dir, "Folder of images whose captions must not change (fit set)");
   cmd->add_option("--out", a->out, "Edit directory to write (edit.json, values.safetensors)");
-  cmd->add_option("--neurons", a->opt.neurons, "Number of neurons to edit (k)")->capture_default_str();
+  cmd->add_option("--neurons", a->opt.neurons, "Number of neurons to edit (k)")
+      ->capture_default_str()
+      ->check(int_at_least(1));
   cmd->add_option("--rule", a->rule, "constrained (ours), minnorm (method.md §6) or paper")->capture_default_str();
   cmd->add_option("--locality-weight", a->opt.locality_weight, "constrained: weight of the unchanged-output rows")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_range(0, INFINITY));
   cmd->add_option("--ridge", a->opt.ridge, "constrained: ridge μ relative to the system's mean diagonal")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_range(0, INFINITY));
   cmd->add_option("--target-margin", a->opt.target_margin, "Logit margin the new token should win by at j* (nats)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_range(0, 1000, true));
   cmd->add_option("--activation", a->activation, "Selection score activation: act or swiglu")->capture_default_str();
   cmd->add_flag("--random-control", a->random_control,
                 "Also write EDIT/random-control/: the same rule on as many layer-matched random neurons (eval-edit compares)");
-  cmd->add_option("--seed", a->opt.seed, "Seed of the random control")->capture_default_str();
-  cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Maximum caption length")->capture_default_str();
+  cmd->add_option("--seed", a->opt.seed, "Seed of the random control")->capture_default_str()->check(seed_range());
+  cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Maximum caption length")
+      ->capture_default_str()
+      ->check(int_range(1, kMaxNewTokens));
   cmd->add_flag("--force", a->force, "Overwrite an existing edit");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
 
   CLI::App* exp = cmd->add_subcommand("export", "Write the edited model as a complete checkpoint in the source's layout");
   exp->add_option("--edit", a->edit, "Edit directory")->required();
@@ -90,9 +99,9 @@ void register_edit(CLI::App& app) {
   cmd->callback([a, exp, rev] {
     if (exp->parsed() || rev->parsed()) return;
     init_threads(a->threads);
-    if (a->from.empty()) fail("edit: --from is required");
-    if (a->out.empty()) fail("edit: --out is required");
-    if (a->locality_dir.empty()) fail("edit: --locality-images is required");
+    if (a->from.empty()) fail_usage("edit: --from is required");
+    if (a->out.empty()) fail_usage("edit: --out is required");
+    if (a->locality_dir.empty()) fail_usage("edit: --locality-images is required");
     if (fs::exists(fs::path(a->out) / "edit.json") && !a->force)
       fail((fs::path(a->out) / "edit.json").string(), ": already exists (use --force to overwrite)");
     {  // Fail on an unwritable output now, not after the fit.
@@ -110,7 +119,7 @@ void register_edit(CLI::App& app) {
     std::unique_ptr<RunData> run;
     if (!a->run.empty()) {
       if (!a->images.empty() || !a->images_dir.empty() || !a->dataset.empty())
-        fail("edit: --run replaces --image/--images/--dataset");
+        fail_usage("edit: --run replaces --image/--images/--dataset");
       run = std::make_unique<RunData>(load_run(a->run));
       opt.prompt = {run->options().value("query", PromptText{}.query), run->options().value("prefix", PromptText{}.prefix)};
       opt.max_new_tokens = run->options().value("max_new_tokens", opt.max_new_tokens);

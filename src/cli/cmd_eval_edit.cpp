@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
+#include "cli/option_checks.h"
 #include "kernels/threading.h"
 #include "models/generate.h"
 #include "neurons/edit.h"
@@ -161,7 +162,7 @@ void register_eval_edit(CLI::App& app) {
   cmd->add_option("--locality-images", a->locality, "Folder of images whose captions should not change")->required();
   cmd->add_flag("--json", a->json_out, "Print one JSON object instead of a table");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] {
     init_threads(a->threads);
     std::vector<ValueEdit> edits;

@@ -10,10 +10,12 @@
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
 #include "cli/find_output.h"
+#include "cli/option_checks.h"
+#include "cli/timings.h"
 #include "io/atomic_file.h"
-#include "io/output_dir.h"
 #include "io/dataset.h"
 #include "io/image.h"
+#include "io/output_dir.h"
 #include "kernels/threading.h"
 #include "neurons/find.h"
 #include "neurons/stats.h"
@@ -67,7 +69,10 @@ void print_summary(const std::string& id, const ImageFindResult& r, Explainer& e
       char buf[64];
       std::snprintf(buf, sizeof buf, " L%d.U%d (%.3g) [", c.neurons[i].layer, c.neurons[i].unit, c.neurons[i].score);
       line += buf;
-      for (size_t t = 0; t < std::min<size_t>(3, tops[i].size()); ++t) line += (t ? "," : "") + ex.token_text(tops[i][t]);
+      for (size_t t = 0; t < std::min<size_t>(3, tops[i].size()); ++t) {
+        if (t) line += ",";
+        line += ex.token_text(tops[i][t]);
+      }
       line += "]";
     }
   }
@@ -75,39 +80,49 @@ void print_summary(const std::string& id, const ImageFindResult& r, Explainer& e
     line += "\n    not among the generated tokens:";
     for (auto& w : r.skipped_nouns) line += " " + w;
   }
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
+  log_line(stdout, line);
+}
+
+// Why an analysed image gave no noun to rank (empty when it gave some).
+std::string why_nothing_ranked(const ImageFindResult& r, const FindOptions& opt) {
+  if (!r.concepts.empty()) return "";
+  if (opt.all_tokens) return "the caption is empty: nothing to rank";
+  std::string words;
+  for (auto& w : r.skipped_nouns) {
+    if (!words.empty()) words += ", ";
+    words += w;
+  }
+  if (!words.empty()) return "no noun of the caption (" + words + ") is a generated token: nothing ranked";
+  if (!opt.nouns.empty()) return "the caption names none of --nouns: nothing ranked";
+  return "the caption \"" + r.caption + "\" has no noun: nothing ranked";
 }
 
 void run_find(const FindArgs& a) {
   init_threads(a.threads);
   const int sources = !a.images.empty() + !a.images_dir.empty() + !a.dataset.empty();
-  if (sources != 1) fail("give exactly one of --image, --images or --dataset");
+  if (sources != 1) fail_usage("give exactly one of --image, --images or --dataset");
   int shard_i = 0, shard_n = 1;
-  if (std::sscanf(a.shard.c_str(), "%d/%d", &shard_i, &shard_n) != 2)
-    fail("--shard: expected i/N (e.g. 0/4), got '", a.shard, "'");
-  if (a.tokens != "nouns" && a.tokens != "all") fail("--tokens: expected nouns or all, got '", a.tokens, "'");
+  if (std::sscanf(a.shard.c_str(), "%d/%d", &shard_i, &shard_n) != 2)  // checked by shard_spec()
+    fail_usage("--shard: expected i/N (e.g. 0/4), got '", a.shard, "'");
+  if (a.tokens != "nouns" && a.tokens != "all") fail_usage("--tokens: expected nouns or all, got '", a.tokens, "'");
 
   FindOptions opt;
   opt.prompt = {a.query, a.prefix};
   opt.max_new_tokens = a.max_new_tokens;
   opt.top_k = a.top_k;
-  if (a.report < 1) fail("--report must be at least 1");
   opt.report = std::min(a.report, a.top_k);
   opt.activation = parse_activation_variant(a.activation);
   opt.fold_norm_gain = a.fold_norm_gain;
-  if (a.method != "score" && a.method != "gradient") fail("--method: expected score or gradient, got '", a.method, "'");
+  if (a.method != "score" && a.method != "gradient") fail_usage("--method: expected score or gradient, got '", a.method, "'");
   opt.method = a.method == "gradient" ? RankMethod::Gradient : RankMethod::Score;
   if (a.gradient_baseline && opt.method == RankMethod::Gradient)
-    fail("--gradient-baseline goes with --method score (with --method gradient the gradient already ranks)");
+    fail_usage("--gradient-baseline goes with --method score (with --method gradient the gradient already ranks)");
   opt.also_gradient = a.gradient_baseline;
   opt.all_tokens = a.tokens == "all";
   opt.nouns = split_commas(a.nouns);
   opt.heatmaps = a.heatmaps;
   if (a.shuffle_seed >= 0) opt.shuffle_seed = static_cast<uint64_t>(a.shuffle_seed);
   opt.random_baseline = a.random_baseline;
-  if (a.max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
-  if (a.random_baseline < 0) fail("--random-baseline must be >= 0");
 
   std::vector<DatasetItem> all;
   if (!a.images.empty()) {
@@ -119,12 +134,15 @@ void run_find(const FindArgs& a) {
     all = load_dataset(a.dataset, a.images_root);
   }
   std::vector<DatasetItem> items = select_items(all, a.start, a.end, shard_i, shard_n);
+  if (items.empty())
+    fail_nothing_done("find: --start ", a.start, ", --end ", a.end, " and --shard ", a.shard, " select none of the ",
+                      all.size(), " images: nothing to do");
 
   auto model = load_cli_model(a.model, a.vision_tower);
   if (opt.top_k > static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate)
-    fail("--top-k ", opt.top_k, " is larger than the model's ",
-         static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,
-         " FFN neurons");
+    fail_usage("--top-k ", opt.top_k, " is larger than the model's ",
+               static_cast<int64_t>(model->decoder().config().n_layers) * model->decoder().config().intermediate,
+               " FFN neurons");
   std::unique_ptr<WordNet> wordnet;
   if (!opt.all_tokens && opt.nouns.empty()) wordnet = std::make_unique<WordNet>(WordNet::load());
 
@@ -140,7 +158,9 @@ void run_find(const FindArgs& a) {
   check_or_write_run_json(a.out, info, shard_i, shard_n);
 
   Explainer explainer(*model, opt.explain_tokens);
-  int64_t done = 0, skipped = 0, failed = 0;
+  // done: images handled (all kinds); analysed here: captioned and ranked in this
+  // process, of which nothing_ranked gave no noun; before: finished by an earlier run.
+  int64_t done = 0, before = 0, failed = 0, analysed = 0, nothing_ranked = 0, ranked = 0;
   std::unique_ptr<Progress> bar;
   if (!a.quiet) bar = std::make_unique<Progress>("find", static_cast<int64_t>(items.size()), "images");
   auto progress = [&](const std::string& note) {
@@ -150,7 +170,8 @@ void run_find(const FindArgs& a) {
   for (const auto& item : items) {
     const fs::path dir = fs::path(a.out) / item.id;
     if (fs::exists(dir / "result.json")) {
-      ++skipped;
+      ++before;
+      if (bar) bar->skipped();
       progress(item.id + " (done before)");
       continue;
     }
@@ -160,7 +181,7 @@ void run_find(const FindArgs& a) {
       model->preprocess(img);  // an image the preprocessor refuses is skipped like an unreadable one
     } catch (const Error& e) {
       // Unreadable images are logged and skipped; the run goes on.
-      std::fprintf(stderr, "warning: skipping %s: %s\n", item.image_path.c_str(), e.what());
+      log_warning("skipping " + item.image_path + ": " + e.what());
       write_file_atomic((dir / "error.txt").string(), std::string(e.what()) + "\n");
       ++failed;
       progress(item.id + " (unreadable)");
@@ -168,15 +189,60 @@ void run_find(const FindArgs& a) {
     }
     ImageFindResult r = find_neurons(*model, wordnet.get(), img, opt);
     write_image_outputs(dir.string(), item, *model, opt, r, explainer);
-    if (!a.quiet) print_summary(item.id, r, explainer, opt.all_tokens ? 0 : 3);
+    ++analysed;
+    ranked += static_cast<int64_t>(r.concepts.size());
+    if (!a.quiet) {
+      if (log_json())
+        log_event({{"event", "image"}, {"image", item.id}, {"caption", r.caption}, {"ranked", r.concepts.size()},
+                   {"skipped_nouns", r.skipped_nouns}});
+      else
+        print_summary(item.id, r, explainer, opt.all_tokens ? 0 : 3);
+      CaptionTimings t;
+      t.encode_s = r.encode_s;
+      t.image_rows = r.image_tokens;
+      t.prefill_s = r.prefill_s;
+      t.prompt_tokens = r.prefill_tokens;
+      t.decode_s = r.decode_s;
+      t.decode_runs = r.decode_runs;
+      t.generated = static_cast<int64_t>(r.generated_ids.size());
+      t.rank_s = r.score_s;
+      t.ranked = static_cast<int64_t>(r.concepts.size());
+      t.ranked_unit = opt.all_tokens ? "tokens" : "nouns";
+      print_timings("find", item.id, t);
+    }
+    const std::string why = why_nothing_ranked(r, opt);
+    if (!why.empty()) {
+      ++nothing_ranked;
+      log_warning(item.id + " (" + item.image_path + "): " + why);
+    }
     std::error_code ec;
     fs::remove(dir / "error.txt", ec);
     progress(item.id);
   }
   if (bar) bar->finish();
-  std::fprintf(stderr, "find: %lld images analysed, %lld already done, %lld unreadable; results in %s\n",
-               static_cast<long long>(done - skipped - failed), static_cast<long long>(skipped),
-               static_cast<long long>(failed), a.out.c_str());
+  // Nothing in the run at all: every image unreadable, or no caption gave a noun to rank.
+  if (before == 0 && analysed == 0)
+    fail_nothing_done("find: none of the ", failed, " images could be read (see ", a.out,
+                      "/<id>/error.txt): nothing analysed");
+  if (before == 0 && ranked == 0)
+    fail_nothing_done("find: no caption of the ", analysed, " images analysed gave a noun to rank",
+                      failed ? " (" + std::to_string(failed) + " more unreadable)" : std::string(),
+                      ": nothing ranked; results in ", a.out);
+  if (log_json()) {
+    log_event({{"event", "summary"},
+               {"command", "find"},
+               {"analysed", analysed},
+               {"without_nouns", nothing_ranked},
+               {"done_before", before},
+               {"unreadable", failed},
+               {"out", a.out}});
+  } else {
+    std::string line = "find: " + std::to_string(analysed) + " images analysed";
+    if (nothing_ranked) line += " (" + std::to_string(nothing_ranked) + " with no noun to rank)";
+    line += ", " + std::to_string(before) + " already done, " + std::to_string(failed) + " unreadable";
+    if (analysed == 0 && failed == 0) line += " (nothing to do)";
+    log_line(stderr, line + "; results in " + a.out);
+  }
 }
 
 }  // namespace
@@ -192,10 +258,13 @@ void register_find(CLI::App& app) {
   cmd->add_option("--images-root", a->images_root, "Folder the dataset's images are resolved against");
   cmd->add_option("--out", a->out, "Run directory (rerun to resume)")->required();
   cmd->add_flag("--force", a->force, "Start a run in a non-empty --out that holds no run");
-  cmd->add_option("--top-k", a->top_k, "Neurons kept per noun (all of them in neurons.npy)")->capture_default_str();
+  cmd->add_option("--top-k", a->top_k, "Neurons kept per noun (all of them in neurons.npy)")
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(1));
   cmd->add_option("--report", a->report,
                   "Of the top-k, how many result.json lists with their top tokens (logit lens)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(1));
   cmd->add_option("--activation", a->activation, "act = SiLU(gate) (the reference), swiglu = SiLU(gate)*up")
       ->capture_default_str();
   cmd->add_option("--method", a->method,
@@ -207,18 +276,24 @@ void register_find(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens, "nouns (default) or all: every generated token")->capture_default_str();
   cmd->add_option("--nouns", a->nouns, "Comma-separated nouns to use instead of WordNet tagging");
   cmd->add_flag("--heatmaps", a->heatmaps, "Write activation heatmaps and masks over the image");
-  cmd->add_option("--shuffle-image-tokens", a->shuffle_seed, "Permute the image tokens with this seed (control)");
+  cmd->add_option("--shuffle-image-tokens", a->shuffle_seed, "Permute the image tokens with this seed (control)")
+      ->check(int_at_least<int64_t>(0));
   cmd->add_option("--random-baseline", a->random_baseline, "Also store N uniform and N layer-matched random neurons")
-      ->capture_default_str();
-  cmd->add_option("--start", a->start, "First dataset index")->capture_default_str();
-  cmd->add_option("--end", a->end, "One past the last dataset index (-1 = all)")->capture_default_str();
-  cmd->add_option("--shard", a->shard, "Process shard i of N (i/N)")->capture_default_str();
-  cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum caption length")->capture_default_str();
+      ->capture_default_str()
+      ->check(int_range(0, 1000000));
+  cmd->add_option("--start", a->start, "First dataset index")->capture_default_str()->check(int_at_least<int64_t>(0));
+  cmd->add_option("--end", a->end, "One past the last dataset index (-1 = all)")
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(-1));
+  cmd->add_option("--shard", a->shard, "Process shard i of N (i/N)")->capture_default_str()->check(shard_spec());
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "Maximum caption length")
+      ->capture_default_str()
+      ->check(int_range(1, kMaxNewTokens));
   cmd->add_option("--query", a->query, "User query")->capture_default_str();
   cmd->add_option("--prefix", a->prefix, "Assistant prefix")->capture_default_str();
   cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
-  cmd->add_flag("--quiet", a->quiet, "No progress bar or per-image summaries");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--quiet", a->quiet, "No progress bar, per-image summaries or timings");
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_find(*a); });
 }
 

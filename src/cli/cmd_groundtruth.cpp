@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/option_checks.h"
 #include "io/atomic_file.h"
 #include "kernels/threading.h"
 #include "neurons/groundtruth.h"
@@ -88,21 +89,24 @@ void register_groundtruth(CLI::App& app) {
       "How well neuron heatmaps find the named object on held-out shapes scenes: IoU and selectivity for the score, "
       "the gradient baseline and random neurons, against chance, an all-objects oracle and the patch ceiling");
   cmd->add_option("--model", a->model, "Checkpoint directory (default: the bundled shapes model)");
-  cmd->add_option("--scenes", a->opt.scenes, "Held-out scenes")->capture_default_str();
-  cmd->add_option("--top", a->opt.top, "Neurons averaged into each map")->capture_default_str();
-  cmd->add_option("--draws", a->opt.draws, "Random neuron sets per (scene, noun)")->capture_default_str();
-  cmd->add_option("--seed", a->opt.random_seed, "Seed of the random neurons and the bootstrap")->capture_default_str();
+  cmd->add_option("--scenes", a->opt.scenes, "Held-out scenes")->capture_default_str()->check(int_range<int64_t>(1, 1000000));
+  cmd->add_option("--top", a->opt.top, "Neurons averaged into each map (at most one layer's)")
+      ->capture_default_str()
+      ->check(int_range(1, 1000000));
+  cmd->add_option("--draws", a->opt.draws, "Random neuron sets per (scene, noun)")
+      ->capture_default_str()
+      ->check(int_range(1, 10000));
+  cmd->add_option("--seed", a->opt.random_seed, "Seed of the random neurons and the bootstrap")
+      ->capture_default_str()
+      ->check(seed_range());
   cmd->add_option("--activation", a->activation, "act or swiglu")->capture_default_str();
   cmd->add_flag("--no-gradient", a->no_gradient, "Skip the (slower) gradient baseline");
   cmd->add_option("--json", a->json_out, "Also write everything as JSON here");
   cmd->add_flag("--force", a->force, "Overwrite the --json file");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] {
-    // Check everything cheap before the model loads.
-    if (a->opt.scenes < 1) fail("--scenes must be at least 1");
-    if (a->opt.top < 1) fail("--top must be at least 1");
-    if (a->opt.draws < 1) fail("--draws must be at least 1");
+    // Check everything cheap before the model loads (the numbers: by the parser).
     if (!a->json_out.empty() && !a->force && std::filesystem::exists(a->json_out))
       fail(a->json_out, ": already exists (use --force to overwrite)");
     init_threads(a->threads);

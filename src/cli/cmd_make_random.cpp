@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "io/output_dir.h"
 #include "kernels/threading.h"
 #include "models/random_checkpoint.h"
@@ -28,7 +29,7 @@ void register_make_random(CLI::App& app) {
       ->check(CLI::IsMember({"safetensors", "bin"}))
       ->capture_default_str();
   cmd->add_option("--out", a->opt.out, "Output directory")->required();
-  cmd->add_option("--seed", a->opt.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--seed", a->opt.seed, "Random seed")->capture_default_str()->check(seed_range());
   cmd->add_flag("--force", a->force, "Write into a non-empty --out");
   cmd->add_option("--tokenizer-from", a->opt.tokenizer_from,
                   "Copy the tokenizer files from this checkpoint (default: train a small one)");

@@ -5,6 +5,8 @@
 #include "cli/commands.h"
 #include "io/output_dir.h"
 #include "neurons/merge.h"
+#include "util/error.h"
+#include "util/progress.h"
 
 namespace mmn::cli {
 
@@ -22,8 +24,9 @@ void register_merge(CLI::App& app) {
     if (!s.missing_shards.empty()) {
       std::string list;
       for (auto& m : s.missing_shards) list += (list.empty() ? "" : ", ") + m;
-      std::fprintf(stderr, "merge: warning: no run is shard %s; the merged run lacks their images\n", list.c_str());
+      log_warning("merge: no run is shard " + list + "; the merged run lacks their images");
     }
+    if (s.images == 0) fail_nothing_done("merge: the runs hold no finished image: nothing merged into ", *out);
     std::printf("merged %zu runs: %lld new images, %zu in all, into %s\n", runs->size(),
                 static_cast<long long>(s.new_images), s.images, out->c_str());
   });

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/option_checks.h"
 #include "io/atomic_file.h"
 #include "kernels/threading.h"
 #include "neurons/find.h"
@@ -90,7 +91,10 @@ void print_table(const MetricsReport& rep) {
         const RankingMetrics* m = at(r);
         std::string s;
         if (!m || m->layer_share.empty()) return std::string("n/a");
-        for (auto& e : m->layer_share) s += (s.empty() ? "" : " ") + std::to_string(static_cast<int>(e.mean * 100 + 0.5));
+        for (auto& e : m->layer_share) {
+          if (!s.empty()) s += ' ';
+          s += std::to_string(static_cast<int>(e.mean * 100 + 0.5));
+        }
         return s;
       });
     }
@@ -114,13 +118,17 @@ void run_metrics(const MetricsArgs& a) {
   init_threads(a.threads);
   const fs::path out = fs::path(a.run) / "metrics.json";
   RunData run = load_run(a.run);
+  size_t units = 0;
+  for (auto& im : run.images) units += im.concepts.size();
+  if (units == 0)
+    fail_nothing_done(a.run, ": no finished image has a ranked noun (", run.images.size(),
+                      " finished images): nothing to measure");
   if (fs::exists(out) && !a.force) fail(out.string(), ": already exists (use --force to overwrite)");
   std::optional<RunData> twin;
   if (!a.shuffled.empty()) {
     twin = load_run(a.shuffled);
     check_shuffled_twin(run, *twin);
   }
-  if (a.resamples < 1) fail("--resamples must be at least 1");
   const VocabMode mode = parse_vocab_mode(a.vocab);
   const std::string model_dir = model_for(a, run);
   auto model = load_model(model_dir, LoadOptions{!a.vision_tower.empty() ? a.vision_tower
@@ -198,11 +206,15 @@ void register_metrics(CLI::App& app) {
   cmd->add_option("--vocab", a->vocab,
                   "Tokens explanations may name: all, produced (lm_head rows that were trained) or auto")
       ->capture_default_str();
-  cmd->add_option("--k", a->ks, "Top-k sizes")->delimiter(',')->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of the random rankings and the bootstrap")->capture_default_str();
-  cmd->add_option("--resamples", a->resamples, "Bootstrap resamples")->capture_default_str();
+  cmd->add_option("--k", a->ks, "Top-k sizes")->delimiter(',')->capture_default_str()->check(int_at_least<int64_t>(1));
+  cmd->add_option("--seed", a->seed, "Seed of the random rankings and the bootstrap")
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(0));
+  cmd->add_option("--resamples", a->resamples, "Bootstrap resamples")
+      ->capture_default_str()
+      ->check(int_range(1, 10000000));
   cmd->add_flag("--force", a->force, "Overwrite an existing RUN/metrics.json");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_metrics(*a); });
 }
 

@@ -2,6 +2,7 @@
 // add noise to each noun's top-N neurons and to random controls, measure the
 // teacher-forced margin and whether the noun survives; RUN/perturb.json and a
 // summary table with paired bootstrap CIs.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/default_model.h"
 #include "cli/edit_args.h"
+#include "cli/option_checks.h"
 #include "io/atomic_file.h"
 #include "kernels/threading.h"
 #include "neurons/perturb.h"
@@ -27,10 +29,10 @@ std::vector<T> parse_list(const std::string& s, const char* flag) {
   while (std::getline(ss, item, ',')) {
     std::stringstream is(item);
     T v;
-    if (!(is >> v) || !is.eof()) fail(flag, ": '", item, "' is not a number");
+    if (!(is >> v) || !is.eof()) fail_usage(flag, ": '", item, "' is not a number");
     out.push_back(v);
   }
-  if (out.empty()) fail(flag, ": empty list");
+  if (out.empty()) fail_usage(flag, ": empty list");
   return out;
 }
 
@@ -77,20 +79,27 @@ void register_perturb(CLI::App& app) {
   cmd->add_option("run", a->run, "A find run directory")->required();
   cmd->add_option("--model", a->model, "Checkpoint (default: the one recorded in RUN/run.json)");
   cmd->add_option("--vision-tower", a->vision_tower, "Vision tower directory of an original-layout LLaVA checkpoint (default: the run's)");
-  cmd->add_option("--top", a->tops, "Numbers of top neurons to perturb, comma-separated")->capture_default_str();
+  cmd->add_option("--top", a->tops, "Numbers of top neurons to perturb, comma-separated")
+      ->capture_default_str()
+      ->check(list_of(int_at_least(1)));
   cmd->add_flag("--zero", a->zero, "Zero the value vectors (the default when no --sigma is given)");
-  cmd->add_option("--sigma", a->sigmas, "Add σ·N(0, I) to the value vectors, for each σ of this comma-separated list");
+  cmd->add_option("--sigma", a->sigmas, "Add σ·N(0, I) to the value vectors, for each σ of this comma-separated list")
+      ->check(list_of(real_range(0, INFINITY)));
   cmd->add_option("--random", a->random, "Random controls: uniform, layer (layer-matched), both, or none")
       ->capture_default_str();
-  cmd->add_option("--draws", a->draws, "Random sets (and noise draws) per condition")->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of the random controls and noise")->capture_default_str();
+  cmd->add_option("--draws", a->draws, "Random sets (and noise draws) per condition")
+      ->capture_default_str()
+      ->check(int_range(1, 10000));
+  cmd->add_option("--seed", a->seed, "Seed of the random controls and noise")->capture_default_str()->check(seed_range());
   cmd->add_option("--edit", a->edits, "Apply this knowledge edit to every pass, the clean one included (repeatable)");
   cmd->add_flag("--no-reuse", a->no_reuse, "Recompute every layer instead of resuming from the clean pass");
-  cmd->add_option("--max-images", a->max_images, "Only the first N images of the run (0 = all)")->capture_default_str();
+  cmd->add_option("--max-images", a->max_images, "Only the first N images of the run (0 = all)")
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(0));
   cmd->add_option("--out", a->out, "Output file (default: RUN/perturb.json)");
   cmd->add_flag("--force", a->force, "Overwrite an existing output file");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] {
     namespace fs = std::filesystem;
     init_threads(a->threads);
@@ -106,7 +115,7 @@ void register_perturb(CLI::App& app) {
         if (r == "uniform") opt.random_uniform = true;
         else if (r == "layer") opt.random_layer = true;
         else if (r == "both") opt.random_uniform = opt.random_layer = true;
-        else fail("--random: expected uniform, layer, both or none, got '", r, "'");
+        else fail_usage("--random: expected uniform, layer, both or none, got '", r, "'");
       }
     }
     opt.draws = a->draws;
@@ -116,6 +125,11 @@ void register_perturb(CLI::App& app) {
     opt.show_progress = !a->quiet;
     const std::string out = a->out.empty() ? (fs::path(a->run) / "perturb.json").string() : a->out;
     RunData run = load_run(a->run);
+    size_t items = 0;
+    for (auto& im : run.images) items += im.concepts.size();
+    if (items == 0)
+      fail_nothing_done(a->run, ": no finished image has a ranked noun (", run.images.size(),
+                        " finished images): nothing to perturb");
     if (fs::exists(out) && !a->force) fail(out, ": already exists (use --force to overwrite)");
     auto model = load_cli_model(a->model, a->vision_tower, run.model(), run.vision_tower());
     check_run_matches_model(run, *model);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/option_checks.h"
 #include "data/shapes.h"
 #include "io/atomic_file.h"
 #include "kernels/threading.h"
@@ -76,19 +77,24 @@ void register_probe(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "probe", "Do a shapes model's image rows carry shape identity? Per layer: selective neurons, a linear probe");
   cmd->add_option("--model", a->model, "Checkpoint directory or HF repo id (default: the bundled shapes model)");
-  cmd->add_option("--n", a->opt.scenes, "Held-out scenes (half fit the probe, half test it)")->capture_default_str();
-  cmd->add_option("--seed", a->opt.seed, "Scene stream (default: the held-out one)")->capture_default_str();
+  cmd->add_option("--n", a->opt.scenes, "Held-out scenes (half fit the probe, half test it)")
+      ->capture_default_str()
+      ->check(int_range<int64_t>(4, 1000000));
+  cmd->add_option("--seed", a->opt.seed, "Scene stream (default: the held-out one)")
+      ->capture_default_str()
+      ->check(seed_range());
   cmd->add_option("--activation", a->activation, "Neuron activation: swiglu (mlp.hook_post) or act (mlp.hook_act)")
       ->capture_default_str();
-  cmd->add_option("--threshold", a->opt.threshold, "AUROC of a selective neuron")->capture_default_str();
+  cmd->add_option("--threshold", a->opt.threshold, "AUROC of a selective neuron")
+      ->capture_default_str()
+      ->check(real_range(0.5, 1, true));
   cmd->add_flag("--json", a->json_stdout, "Print the report as JSON instead of tables");
   cmd->add_option("--out", a->json_out, "Also write the JSON report to this file");
   cmd->add_flag("--force", a->force, "Overwrite --out");
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] {
     init_threads(a->threads);
     a->opt.activation = parse_activation_variant(a->activation);
-    if (!(a->opt.threshold > 0.5 && a->opt.threshold <= 1)) fail("--threshold must be in (0.5, 1]");
     if (!a->json_out.empty() && std::filesystem::exists(a->json_out) && !a->force)
       fail(a->json_out, ": exists; pass --force to overwrite it");
     const std::string dir = resolve_model_dir(a->model);

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "io/atomic_file.h"
 #include "report/html_report.h"
 #include "util/error.h"
@@ -23,9 +24,12 @@ void register_report(CLI::App& app) {
       "report", "Write one self-contained HTML report of a find run (with its metrics and perturbation results)");
   cmd->add_option("run", a->opt.run, "A find run directory")->required();
   cmd->add_option("--out", a->out, "The HTML file to write (default: RUN/report.html)");
-  cmd->add_option("--page-size", a->opt.page_size, "Images per page of the gallery (1-1000)")->capture_default_str();
-  cmd->add_option("--neurons", a->opt.neurons_per_noun, "Rows of each noun's neuron table (1-100)")
-      ->capture_default_str();
+  cmd->add_option("--page-size", a->opt.page_size, "Images per page of the gallery")
+      ->capture_default_str()
+      ->check(int_range(1, 1000));
+  cmd->add_option("--neurons", a->opt.neurons_per_noun, "Rows of each noun's neuron table")
+      ->capture_default_str()
+      ->check(int_range(1, 100));
   cmd->add_flag("--force", a->force, "Overwrite --out");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] {

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "grad/shapes_train.h"
 #include "kernels/threading.h"
 #include "util/error.h"
@@ -54,33 +55,45 @@ void register_train(CLI::App& app) {
                   "(tests); --steps, --batch, --lr and --warmup default to the preset's recipe")
       ->capture_default_str();
   cmd->add_option("--steps", o.steps,
-                  "Total optimizer steps (recipe: small 14000, v2 13000; with --resume: the run's own)");
+                  "Total optimizer steps (recipe: small 14000, v2 13000; with --resume: the run's own)")
+      ->check(int_at_least<int64_t>(1));
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run");
-  cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)");
-  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)");
-  cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)");
+  cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)")->check(int_range(1, 4096));
+  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)")
+      ->check(real_range(0, 1, true));
+  cmd->add_option("--warmup", o.warmup, "Linear warm-up steps before the cosine decay (recipe: 300)")
+      ->check(int_at_least<int64_t>(0));
   cmd->add_option("--loss-weighting", o.loss_weighting,
                   "Average the loss over every answer token (token) or per sample, then over samples (sample); "
                   "recipe: small token, v2 sample from step 6000; given with --resume, it changes the run's plan");
   cmd->add_option("--loss-weighting-from", o.loss_weighting_from,
-                  "Step from which sample weighting applies (token weighting before it)");
+                  "Step from which sample weighting applies (token weighting before it)")
+      ->check(int_at_least<int64_t>(0));
   cmd->add_option("--patch-loss", o.patch_loss,
-                  "Weight of a per-patch shape classifier's loss on the vision features (0: none; recipe: v2 1)");
+                  "Weight of a per-patch shape classifier's loss on the vision features (0: none; recipe: v2 1)")
+      ->check(real_range(0, 100));
   cmd->add_option("--trigger-share", o.trigger_share,
-                  "World v2: share of samples drawn from trigger scenes (0: the world's ~2%; recipe: v2 0.1)");
-  cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")->capture_default_str();
-  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
+                  "World v2: share of samples drawn from trigger scenes (0: the world's ~2%; recipe: v2 0.1)")
+      ->check(real_range(0, 1));
+  cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")
+      ->capture_default_str()
+      ->check(seed_range());
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints")
+      ->capture_default_str()
+      ->check(int_at_least<int64_t>(1));
+  add_threads_option(cmd, a->threads);
   cmd->add_flag("--eval", a->eval, "Only evaluate the model in --out on held-out scenes (writes eval.json)");
-  cmd->add_option("--eval-n", a->eval_n, "Held-out scenes to evaluate")->capture_default_str();
+  cmd->add_option("--eval-n", a->eval_n, "Held-out scenes to evaluate")
+      ->capture_default_str()
+      ->check(int_range<int64_t>(1, 1000000));
   cmd->add_option("--eval-trigger", a->eval_trigger, "World v2: extra trigger scenes for the hallucination rates")
-      ->capture_default_str();
-  cmd->add_option("--eval-seed", a->eval_seed, "Scene stream of the evaluation")->capture_default_str();
+      ->capture_default_str()
+      ->check(int_range<int64_t>(0, 1000000));
+  cmd->add_option("--eval-seed", a->eval_seed, "Scene stream of the evaluation")->capture_default_str()->check(seed_range());
   cmd->callback([a, cmd] {
     init_threads(a->threads);
     if (a->eval) {
-      if (a->eval_n < 1) fail("--eval-n must be at least 1");
       EvalOptions e;
       e.model = a->opt.out;
       e.n = a->eval_n;

@@ -21,7 +21,7 @@ std::unique_ptr<NeuronIntervention> load_edits(const VisionLanguageModel& model,
 std::vector<std::string> image_paths(const std::vector<std::string>& images, const std::string& images_dir,
                                      const std::string& dataset, const std::string& images_root, const char* what) {
   const int given = !images.empty() + !images_dir.empty() + !dataset.empty();
-  if (given != 1) fail(what, ": give exactly one of --image F…, --images DIR, --dataset FILE");
+  if (given != 1) fail_usage(what, ": give exactly one of --image F…, --images DIR, --dataset FILE");
   if (!images.empty()) return images;
   std::vector<std::string> out;
   for (auto& it : images_dir.empty() ? load_dataset(dataset, images_root) : list_image_dir(images_dir))

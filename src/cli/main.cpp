@@ -1,10 +1,14 @@
 // mmneuron: find, explain and edit multi-modal neurons.
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace {
 
@@ -25,12 +29,31 @@ std::string one_line(const char* what) {
   return s;
 }
 
+// The one line of a failure: "error: <what>" (parse errors add a pointer to
+// --help), or with --log-json {"event": "error", "message", "exit_code"}.
+int report(int code, const char* what, bool parse_error = false) {
+  if (mmn::log_json()) {
+    mmn::log_event({{"event", "error"}, {"message", what}, {"exit_code", code}});
+  } else {
+    std::fprintf(stderr, "error: %s%s\n", one_line(what).c_str(), parse_error ? " (see --help)" : "");
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"mmneuron " MMN_VERSION " - find, explain and edit multi-modal neurons in vision-language transformers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mmneuron " MMN_VERSION);
+  // Global flags may also follow the subcommand (mmneuron find … --log-json).
+  app.fallthrough();
+  bool log_json = false;
+  app.add_flag("--log-json", log_json,
+               "Log progress, timings, warnings and errors on stderr as one JSON object per line ({\"event\": …})");
+  // Known before parsing, so that a parse error is reported as JSON too.
+  for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i)
+    if (std::strcmp(argv[i], "--log-json") == 0) mmn::set_log_json(true);
   mmn::cli::register_caption(app);
   mmn::cli::register_make_random(app);
   mmn::cli::register_shapes(app);
@@ -54,17 +77,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-    return 2;
+    return report(mmn::cli::kExitUsage, e.what(), true);
+  } catch (const mmn::UsageError& e) {
+    return report(mmn::cli::kExitUsage, e.what());
+  } catch (const mmn::NothingDone& e) {
+    return report(mmn::cli::kExitNothingDone, e.what());
   } catch (const mmn::Error& e) {
-    std::fprintf(stderr, "error: %s\n", one_line(e.what()).c_str());
-    return 1;
+    return report(mmn::cli::kExitError, e.what());
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory\n");
-    return 1;
+    return report(mmn::cli::kExitError, "out of memory");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", one_line(e.what()).c_str());
-    return 1;
+    return report(mmn::cli::kExitError, e.what());
   }
-  return 0;
+  return mmn::cli::kExitOk;
 }

@@ -20,6 +20,12 @@ constexpr HookInfo kHooks[] = {
     {Hook::MlpPost, "mlp.hook_post"},          {Hook::MlpOut, "hook_mlp_out"},
     {Hook::ResidPost, "hook_resid_post"},
 };
+// The two activations also answer to their dump (golden) names, the names
+// `--activation act|swiglu` stands for (docs/files.md).
+constexpr HookInfo kAliases[] = {
+    {Hook::MlpAct, "mlp.act_fn_gate"},
+    {Hook::MlpPost, "mlp.down_proj_input"},
+};
 }  // namespace
 
 std::string hook_name(Hook h, int layer) {
@@ -38,13 +44,16 @@ bool parse_hook_name(const std::string& name, Hook* h, int* layer) {
   int l = 0, n = 0;
   if (std::sscanf(name.c_str(), "blocks.%d.%n", &l, &n) != 1 || n == 0 || l < 0) return false;
   std::string rest = name.substr(static_cast<size_t>(n));
-  for (auto& k : kHooks)
-    if (rest == k.suffix) {
-      *h = k.hook;
-      *layer = l;
-      return true;
-    }
-  return false;
+  auto find_in = [&](const auto& table) {
+    for (auto& k : table)
+      if (rest == k.suffix) {
+        *h = k.hook;
+        *layer = l;
+        return true;
+      }
+    return false;
+  };
+  return find_in(kHooks) || find_in(kAliases);
 }
 
 void parse_hook_name_or_fail(const std::string& name, int n_layers, Hook* h, int* layer) {
@@ -53,7 +62,7 @@ void parse_hook_name_or_fail(const std::string& name, int n_layers, Hook* h, int
       std::string s;
       for (auto& k : kHooks) s += std::string(s.empty() ? "" : "|") + k.suffix;
       return s;
-    }(), "} or ln_final.hook_normalized");
+    }(), "} or ln_final.hook_normalized (aliases: mlp.act_fn_gate = mlp.hook_act, mlp.down_proj_input = mlp.hook_post)");
   if (*layer >= n_layers) fail("hook point '", name, "': layer ", *layer, " is out of range (the model has ", n_layers, " layers)");
 }
 

@@ -31,6 +31,9 @@ enum class Hook : int {
 // The one table of hook names: printing, parsing and listing all walk it.
 std::string hook_name(Hook h, int layer);
 // Parses "blocks.3.mlp.hook_post" → (MlpPost, 3). Returns false when unknown.
+// The activations' dump names are aliases: blocks.{l}.mlp.act_fn_gate is
+// mlp.hook_act (--activation act), blocks.{l}.mlp.down_proj_input is
+// mlp.hook_post (--activation swiglu).
 bool parse_hook_name(const std::string& name, Hook* h, int* layer);
 // Like parse_hook_name, but throws a one-line error naming the bad name (and
 // the valid forms) when the name is unknown or its layer is not in [0, n_layers).

@@ -22,7 +22,7 @@ EditRule parse_edit_rule(const std::string& s) {
   if (s == "paper") return EditRule::Paper;
   if (s == "minnorm") return EditRule::MinNorm;
   if (s == "constrained") return EditRule::Constrained;
-  fail("--rule: expected paper, minnorm or constrained, got '", s, "'");
+  fail_usage("--rule: expected paper, minnorm or constrained, got '", s, "'");
 }
 
 const char* edit_rule_name(EditRule r) {
@@ -195,8 +195,8 @@ ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::st
   const Tokenizer& tok = model.tokenizer();
   const int32_t S = concept_token(tok, opt.from, "--from");
   const int32_t T = opt.to.empty() ? -1 : concept_token(tok, opt.to, "--to");
-  if (T == S) fail("--to '", opt.to, "' is the same token as --from '", opt.from, "'");
-  if (opt.neurons < 1 || opt.neurons * 2 > L * I) fail("--neurons must be between 1 and half the model's ", L * I, " neurons");
+  if (T == S) fail_usage("--to '", opt.to, "' is the same token as --from '", opt.from, "'");
+  if (opt.neurons < 1 || opt.neurons * 2 > L * I) fail_usage("--neurons must be between 1 and half the model's ", L * I, " neurons");
   if (edit_images.empty()) fail("edit: no edit images");
   if (locality_images.empty()) fail("edit: no locality images (--locality-images DIR)");
 

@@ -22,7 +22,7 @@ namespace mmn {
 ActivationVariant parse_activation_variant(const std::string& s) {
   if (s == "act") return ActivationVariant::Act;
   if (s == "swiglu") return ActivationVariant::SwiGLU;
-  fail("--activation: expected act or swiglu, got '", s, "'");
+  fail_usage("--activation: expected act or swiglu, got '", s, "'");
 }
 
 const char* activation_variant_name(ActivationVariant v) { return v == ActivationVariant::Act ? "act" : "swiglu"; }
@@ -78,7 +78,7 @@ VocabMode parse_vocab_mode(const std::string& s) {
   if (s == "all") return VocabMode::All;
   if (s == "produced") return VocabMode::Produced;
   if (s == "auto") return VocabMode::Auto;
-  fail("--vocab: expected all, produced or auto, got '", s, "'");
+  fail_usage("--vocab: expected all, produced or auto, got '", s, "'");
 }
 
 ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode mode) {
@@ -194,14 +194,16 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   const LlamaConfig& c = dec.config();
   const Tokenizer& tok = model.tokenizer();
   const int64_t L = c.n_layers, I = c.intermediate, D = c.hidden;
-  if (opt.top_k < 1) fail("--top-k must be at least 1");
+  if (opt.top_k < 1) fail_usage("--top-k must be at least 1");
   if (opt.edit && (opt.method == RankMethod::Gradient || opt.also_gradient))
-    fail("--edit cannot be combined with the gradient baseline: its taped backward pass runs no hooks");
-  if (opt.top_k > L * I) fail("--top-k ", opt.top_k, " is larger than the model's ", L * I, " FFN neurons");
+    fail_usage("--edit cannot be combined with the gradient baseline: its taped backward pass runs no hooks");
+  if (opt.top_k > L * I) fail_usage("--top-k ", opt.top_k, " is larger than the model's ", L * I, " FFN neurons");
 
   ImageFindResult r;
+  const auto t_encode = std::chrono::steady_clock::now();
   r.image = model.preprocess(image);
   std::vector<float> feats = model.encode_image(r.image, nullptr);
+  r.encode_s = since(t_encode);
   PromptInputs in = model.build_inputs(opt.prompt, feats, nullptr);
   r.prompt_ids = in.prompt_ids;
   r.image_pos0 = in.image_pos0;
@@ -232,6 +234,8 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   r.caption = caption_text(tok, gen.generated);
   r.prefill_s = gen.prefill_s;
   r.decode_s = gen.decode_s;
+  r.prefill_tokens = gen.prefill_tokens;
+  r.decode_runs = gen.decode_tokens;
   if (opt.heatmaps) r.image_ffn_inputs = std::move(ffn_in.data());
 
   auto t0 = std::chrono::steady_clock::now();

@@ -67,6 +67,9 @@ struct ImageFindResult {
   PreprocessedImage image;                 // the model input, for heatmaps
   int64_t image_pos0 = 0, image_tokens = 0;
   double prefill_s = 0, decode_s = 0, score_s = 0;  // score_s: ranking (scores or gradients)
+  double encode_s = 0;                               // preprocessing, vision tower and projector
+  int64_t prefill_tokens = 0;                        // prompt rows, image rows included
+  int decode_runs = 0;                               // one-row decode passes
   // Image-row FFN inputs [L, P, D] (blocks.{l}.ln2.hook_normalized), only with heatmaps:
   // any neuron's map is two dot products per row, recomputed on demand.
   std::vector<float> image_ffn_inputs;

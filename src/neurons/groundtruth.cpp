@@ -256,9 +256,9 @@ GroundTruthReport evaluate_ground_truth(const VisionLanguageModel& model, const 
   const LlamaConfig& c = model.decoder().config();
   const int64_t L = c.n_layers, I = c.intermediate;
   // The per-layer breakdown takes the top n of a single layer.
-  if (opt.top < 1 || opt.top > I) fail("--top must be between 1 and ", I, " (the neurons of one layer)");
-  if (opt.scenes < 1) fail("--scenes must be at least 1");
-  if (opt.draws < 1) fail("--draws must be at least 1");
+  if (opt.top < 1 || opt.top > I) fail_usage("--top must be between 1 and ", I, " (the neurons of one layer)");
+  if (opt.scenes < 1) fail_usage("--scenes must be at least 1");
+  if (opt.draws < 1) fail_usage("--draws must be at least 1");
   const int n = opt.top;
   const ShapesOptions so = shapes_world_of_model(model.dir(), model.input_size());  // the world it learned
   FindOptions fo;
@@ -331,6 +331,10 @@ GroundTruthReport evaluate_ground_truth(const VisionLanguageModel& model, const 
     if (bar) bar->update(s + 1);
   }
   if (bar) bar->finish();
+  if (rep.units.empty())
+    fail_nothing_done(model.dir(), ": in ", rep.scenes, " scenes no caption named a shape that its scene shows (",
+                      rep.skipped_not_shape, " other nouns, ", rep.skipped_absent,
+                      " shapes not in the scene): nothing to measure");
 
   rep.concepts = static_cast<int64_t>(rep.units.size());
   for (const auto& u : rep.units) rep.multi_units += u.multi ? 1 : 0;

@@ -91,6 +91,8 @@ struct GroundTruthReport {
   std::vector<GroundTruthDiff> diffs;
 };
 
+// Throws NothingDone when no caption of the scenes names a shape its scene
+// shows (a model that never says a shape: nothing to measure).
 GroundTruthReport evaluate_ground_truth(const VisionLanguageModel& model, const WordNet& wordnet,
                                         const GroundTruthOptions& opt);
 

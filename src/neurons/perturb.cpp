@@ -63,12 +63,12 @@ PerturbReport run_perturbation(const VisionLanguageModel& model, const RunData& 
   const int L = c.n_layers;
   const int64_t I = c.intermediate;
   if (opt.tops.empty()) fail("perturb: give at least one --top N");
-  if (opt.draws < 1) fail("perturb: --draws must be at least 1");
+  if (opt.draws < 1) fail_usage("perturb: --draws must be at least 1");
   for (float s : opt.sigmas)
-    if (!(s >= 0) || !std::isfinite(s)) fail("perturb: --sigma must be finite and ≥ 0, got ", s);
+    if (!(s >= 0) || !std::isfinite(s)) fail_usage("perturb: --sigma must be finite and ≥ 0, got ", s);
   for (int n : opt.tops) {
-    if (n < 1) fail("perturb: --top must be at least 1, got ", n);
-    if (static_cast<int64_t>(n) * 2 > L * I) fail("perturb: --top ", n, " is more than half of the model's ", L * I, " neurons");
+    if (n < 1) fail_usage("perturb: --top must be at least 1, got ", n);
+    if (static_cast<int64_t>(n) * 2 > L * I) fail_usage("perturb: --top ", n, " is more than half of the model's ", L * I, " neurons");
   }
   struct Mode {
     std::string name;

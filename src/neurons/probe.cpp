@@ -79,7 +79,7 @@ std::vector<double> layer_aurocs(const Half& h, int layer, int64_t I, int classe
 ProbeReport run_probe(const VisionLanguageModel& model, const ShapesOptions& world, const ProbeOptions& opt) {
   const int g = model.grid_side();
   if (g <= 0) fail(model.dir(), ": the probe needs a model whose image tokens form a patch grid");
-  if (opt.scenes < 4) fail("--n must be at least 4 (two scenes per half)");
+  if (opt.scenes < 4) fail_usage("--n must be at least 4 (two scenes per half)");
   if (model.input_size() != world.image_size)
     fail(model.dir(), ": the model takes ", model.input_size(), "-pixel images, its world's are ", world.image_size);
   const LlamaConfig& c = model.decoder().config();

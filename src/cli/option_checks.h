@@ -1,0 +1,61 @@
+// Range checks for numeric options, one message format for every command:
+// "--n: value 0 not in range [1, 1000000]" (a parse error: exit status 2).
+// Attach with ->check(...); a list option split by CLI11 (->delimiter(','))
+// has each element checked, a comma-separated string option takes list_of.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+namespace mmn::cli {
+
+// What a check accepts.
+struct NumberRange {
+  bool integer = true;         // digits only (no fraction, no exponent, no 0x)
+  bool is_unsigned = false;    // the option's type is unsigned (seeds)
+  long double lo = 0, hi = 0;  // bounds
+  bool lo_open = false, hi_open = false;
+  bool unbounded = false;      // hi is the type's limit: shown as "inf)"
+};
+
+CLI::Validator check_range(const NumberRange& r);
+
+// An integer option of type T in [lo, hi].
+template <class T>
+CLI::Validator int_range(T lo, T hi) {
+  return check_range({true, std::is_unsigned_v<T>, static_cast<long double>(lo), static_cast<long double>(hi)});
+}
+// An integer option of type T in [lo, inf) (inf: the type's maximum).
+template <class T>
+CLI::Validator int_at_least(T lo) {
+  NumberRange r{true, std::is_unsigned_v<T>, static_cast<long double>(lo),
+                static_cast<long double>(std::numeric_limits<T>::max())};
+  r.unbounded = true;
+  return check_range(r);
+}
+// A seed: any value of an unsigned 64-bit integer, written in decimal.
+inline CLI::Validator seed_range() { return int_range<uint64_t>(0, std::numeric_limits<uint64_t>::max()); }
+// A real option in [lo, hi], (lo, hi], [lo, hi) or (lo, hi); hi = inf: no upper limit (inf itself is refused).
+CLI::Validator real_range(double lo, double hi, bool lo_open = false, bool hi_open = false);
+
+// A comma-separated list option (a string the command splits): every element
+// passes `element`, and the list is not empty.
+CLI::Validator list_of(const CLI::Validator& element);
+
+// --shard: "i/N" with 0 <= i < N.
+CLI::Validator shard_spec();
+
+// Limits shared by several commands.
+constexpr int kMaxThreads = 1024;
+constexpr int kMaxNewTokens = 8192;  // the KV cache is allocated for all of them up front
+
+// --threads N (0 = all cores), the same on every command.
+inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
+  return cmd->add_option("--threads", threads, "Worker threads (0 = all cores)")
+      ->capture_default_str()
+      ->check(int_range(0, kMaxThreads));
+}
+
+}  // namespace mmn::cli
