@@ -14,7 +14,7 @@ cat <<'TXT'
 Open the report in a browser: out/find/report.html (one self-contained file).
 Results are in out/find/:
   out/find/<scene>/result.json    caption, nouns, each noun's top neurons with their top tokens
-  out/find/<scene>/neurons.npy    the full top-1000 per noun (layer, unit, score)
-  out/find/<scene>/heatmaps/<step>_<noun>/mean_top10.png (+ _mask.png)   where the top neurons fire
+  out/find/<scene>/neurons.npz    the full top-1000 per noun (layer, unit, score, words; also neurons.npy)
+  out/find/<scene>/heatmaps/<step>_<noun>/mean_top10.png (+ _mask.png, _mask_overlay.png)   where the top neurons fire
   (ground truth for the scenes: assets/scenes/captions.jsonl and assets/scenes/masks/)
 TXT
