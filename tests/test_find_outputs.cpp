@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -97,8 +98,13 @@ std::map<std::string, std::string> read_npz_members(const std::string& bytes) {
   std::map<std::string, std::string> out;
   for (const mmn::ZipEntry& e : mmn::read_zip_directory("npz", u, bytes.size())) {
     std::string data = bytes.substr(e.data_offset, e.size);
-    // The CRC sits at offset 14 of the local header, which ends with the name.
-    const size_t header = e.data_offset - e.name.size() - 30;
+    // The CRC sits at offset 14 of the local header: 30 bytes, the name, then
+    // an extra field (torch's alignment padding) whose length is at offset 28.
+    auto le16 = [&](size_t at) { return static_cast<size_t>(u[at] | (u[at + 1] << 8)); };
+    size_t header = e.data_offset - e.name.size() - 30;
+    while (header > 0 && !(std::memcmp(u + header, "PK\x03\x04", 4) == 0 &&
+                           header + 30 + le16(header + 26) + le16(header + 28) == e.data_offset))
+      --header;
     uint32_t crc = 0;
     for (int i = 0; i < 4; ++i) crc |= static_cast<uint32_t>(u[header + 14 + i]) << (8 * i);
     EXPECT_EQ(crc, mmn::crc32(data.data(), data.size())) << e.name;

@@ -42,16 +42,8 @@ struct FindArgs {
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    std::string w = s.substr(i, j - i);
-    while (!w.empty() && w.front() == ' ') w.erase(w.begin());
-    while (!w.empty() && w.back() == ' ') w.pop_back();
-    if (!w.empty()) out.push_back(w);
-    i = j + 1;
-  }
+  for (std::string& w : split_list(s))
+    if (!w.empty()) out.push_back(std::move(w));
   return out;
 }
 

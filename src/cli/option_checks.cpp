@@ -87,21 +87,29 @@ CLI::Validator real_range(double lo, double hi, bool lo_open, bool hi_open) {
   return check_range(r);
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    out.push_back(std::move(item));
+    i = j + 1;
+  }
+  return out;
+}
+
 CLI::Validator list_of(const CLI::Validator& element) {
   return CLI::Validator(
       [element](std::string& s) -> std::string {
         if (s.empty()) return "empty list";
-        size_t i = 0;
-        while (i <= s.size()) {
-          size_t j = s.find(',', i);
-          if (j == std::string::npos) j = s.size();
-          std::string item = s.substr(i, j - i);
-          while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-          while (!item.empty() && item.back() == ' ') item.pop_back();
+        for (std::string& item : split_list(s)) {
           if (item.empty()) return "empty element in '" + s + "'";
           const std::string err = element(item);
           if (!err.empty()) return err;
-          i = j + 1;
         }
         return "";
       },

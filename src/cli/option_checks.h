@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace mmn::cli {
 
@@ -39,6 +40,10 @@ CLI::Validator int_at_least(T lo) {
 inline CLI::Validator seed_range() { return int_range<uint64_t>(0, std::numeric_limits<uint64_t>::max()); }
 // A real option in [lo, hi], (lo, hi], [lo, hi) or (lo, hi); hi = inf: no upper limit (inf itself is refused).
 CLI::Validator real_range(double lo, double hi, bool lo_open = false, bool hi_open = false);
+
+// The elements of a comma-separated list, trimmed of spaces; empty ones kept
+// ("a,,b" gives three), so a caller decides whether they are errors.
+std::vector<std::string> split_list(const std::string& s);
 
 // A comma-separated list option (a string the command splits): every element
 // passes `element`, and the list is not empty.

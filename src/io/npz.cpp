@@ -1,94 +1,45 @@
 #include "io/npz.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "io/atomic_file.h"
 #include "io/npy.h"
-#include "io/torch_save.h"
+#include "io/zip_writer.h"
 #include "util/error.h"
 
 namespace mmn {
 
 namespace {
-
-constexpr uint16_t kVersion = 20;          // ZIP 2.0: stored entries
-constexpr uint16_t kDosDate1980 = 0x0021;  // 1980-01-01, time 00:00:00
-
-void put16(std::string& b, uint16_t v) {
-  b += static_cast<char>(v & 0xff);
-  b += static_cast<char>(v >> 8);
-}
-void put32(std::string& b, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
+// Sizes and offsets that do not fit 32 bits go in ZIP64 fields (numpy reads them).
+constexpr uint64_t kZip64From = 0xFFFFFFFFu;
 }  // namespace
 
 std::string npz_bytes(const std::vector<NpzMember>& members) {
-  struct Rec {
-    std::string name;
-    uint32_t crc, size, offset;
-  };
-  std::vector<Rec> recs;
   std::set<std::string> seen;
-  std::string out;
-  auto fits = [](uint64_t v) { return v < 0xFFFFFFFFull; };
   for (const NpzMember& m : members) {
     if (m.name.empty()) fail("npz: an array needs a name");
     if (!seen.insert(m.name).second) fail("npz: array '", m.name, "' is given twice");
-    const std::string name = m.name + ".npy";
-    if (name.size() > 0xFFFF) fail("npz: array name '", m.name.substr(0, 64), "…' is too long");
-    if (!fits(out.size()) || !fits(m.npy.size())) fail("npz: archives of 4 GiB or more are not supported");
-    Rec r{name, crc32(m.npy.data(), m.npy.size()), static_cast<uint32_t>(m.npy.size()),
-          static_cast<uint32_t>(out.size())};
-    put32(out, 0x04034b50);  // local file header
-    put16(out, kVersion);
-    put16(out, 0);  // flags
-    put16(out, 0);  // stored
-    put16(out, 0);  // time
-    put16(out, kDosDate1980);
-    put32(out, r.crc);
-    put32(out, r.size);  // compressed = uncompressed
-    put32(out, r.size);
-    put16(out, static_cast<uint16_t>(name.size()));
-    put16(out, 0);  // no extra field
-    out += name;
-    out += m.npy;
-    recs.push_back(std::move(r));
   }
-  const uint64_t cd_at = out.size();
-  for (const Rec& r : recs) {
-    put32(out, 0x02014b50);  // central directory entry
-    put16(out, kVersion);    // made by (MS-DOS attributes)
-    put16(out, kVersion);    // needed
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, kDosDate1980);
-    put32(out, r.crc);
-    put32(out, r.size);
-    put32(out, r.size);
-    put16(out, static_cast<uint16_t>(r.name.size()));
-    put16(out, 0);  // extra
-    put16(out, 0);  // comment
-    put16(out, 0);  // disk
-    put16(out, 0);  // internal attributes
-    put32(out, 0);  // external attributes
-    put32(out, r.offset);
-    out += r.name;
+  // torch.save's ZIP writer onto a memory stream (it seeks back to patch each CRC).
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  if (!f) fail("npz: cannot open a memory stream");
+  try {
+    ZipWriter zip(f, "npz", kZip64From);
+    for (const NpzMember& m : members) zip.add(m.name + ".npy", m.npy);
+    zip.finish();
+  } catch (...) {
+    std::fclose(f);
+    std::free(buf);
+    throw;
   }
-  const uint64_t cd_size = out.size() - cd_at;
-  if (!fits(cd_at) || !fits(out.size()) || recs.size() >= 0xFFFF)
-    fail("npz: archives of 4 GiB or 65535 arrays or more are not supported");
-  put32(out, 0x06054b50);  // end of central directory
-  put16(out, 0);
-  put16(out, 0);
-  put16(out, static_cast<uint16_t>(recs.size()));
-  put16(out, static_cast<uint16_t>(recs.size()));
-  put32(out, static_cast<uint32_t>(cd_size));
-  put32(out, static_cast<uint32_t>(cd_at));
-  put16(out, 0);  // comment
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
   return out;
 }
 

@@ -1,11 +1,8 @@
 // NumPy .npz archives as numpy.savez writes them: a ZIP of stored
-// (uncompressed) entries, one `<name>.npy` per array. Written here, with the
-// CRC-32 of io/torch_save.h; read back with io/torch_pickle.h's
-// read_zip_directory and parse_npy (or numpy.load).
-//
-// The archive is plain ZIP 2.0 (no ZIP64: an archive of 4 GiB or more is
-// refused), entries in the order given, fixed 1980-01-01 timestamps so the
-// same arrays give the same bytes.
+// (uncompressed) entries, one `<name>.npy` per array, written with
+// io/zip_writer.h (the writer of torch.save checkpoints); read back with
+// io/torch_pickle.h's read_zip_directory and parse_npy (or numpy.load).
+// Entries keep the order given; the same arrays give the same bytes.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,8 +15,7 @@ struct NpzMember {
   std::string npy;   // the member's .npy bytes (npy_bytes)
 };
 
-// The archive's bytes. Throws mmn::Error on an empty or duplicate name, or
-// when the archive would need ZIP64.
+// The archive's bytes. Throws mmn::Error on an empty or duplicate name.
 std::string npz_bytes(const std::vector<NpzMember>& members);
 
 // Writes npz_bytes(members) to path atomically.
