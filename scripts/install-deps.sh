@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(g++ cmake make pkg-config git ca-certificates
       libopenblas-dev libsentencepiece-dev nlohmann-json3-dev
       libpng-dev libjpeg62-turbo-dev
-      libcli11-dev libgtest-dev libbenchmark-dev wordnet-base
+      libcli11-dev libgtest-dev libbenchmark-dev libdnnl-dev wordnet-base
       clang libclang-rt-14-dev libomp-dev)  # clang + runtimes: the fuzzers (scripts/fuzz.sh)
 # --tests: also what only the tests need (headless Chromium opens the HTML report; numpy reads
 # neurons.npz back).

@@ -465,6 +465,8 @@ TEST(CommandLine, EveryNumericOptionRejectsOutOfRangeValues) {
       {"train --out /nonexistent/t", "--loss-weighting-from", "-1"},
       {"train --out /nonexistent/t", "--patch-loss", "-1"},
       {"train --out /nonexistent/t", "--trigger-share", "1.5"},
+      {"train --out /nonexistent/t", "--query-weights", "4,1,1,1,-1"},
+      {"train --out /nonexistent/t", "--query-weights", "4,1,1,1,1001"},
       {"train --out /nonexistent/t", "--seed", "-1"},
       {"train --out /nonexistent/t", "--checkpoint-every", "0"},
       {"train --out /nonexistent/t", "--threads", "-1"},

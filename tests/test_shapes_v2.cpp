@@ -295,6 +295,20 @@ TEST(ShapesV2, TrainingMixesTheQueries) {
   for (int q = 1; q < 5; ++q) EXPECT_NEAR(n[q] / static_cast<double>(N), 1.0 / 8, 0.015) << q;
 }
 
+TEST(ShapesV2, QueryWeightsSetTheMix) {
+  std::map<int, int64_t> n;
+  const int64_t N = 60000;
+  const std::vector<int> w = {2, 1, 2, 2, 2};
+  for (int64_t i = 0; i < N; ++i) ++n[shapes_training_query(777, static_cast<uint64_t>(i), w)];
+  for (int q = 0; q < 5; ++q) EXPECT_NEAR(n[q] / static_cast<double>(N), w[q] / 9.0, 0.015) << q;
+  // A zero weight is never drawn; the default is the first run's 4:1:1:1:1.
+  for (int64_t i = 0; i < 5000; ++i) {
+    EXPECT_NE(shapes_training_query(777, static_cast<uint64_t>(i), {1, 0, 1, 1, 1}), 1);
+    EXPECT_EQ(shapes_training_query(777, static_cast<uint64_t>(i)),
+              shapes_training_query(777, static_cast<uint64_t>(i), {4, 1, 1, 1, 1}));
+  }
+}
+
 TEST(ShapesV2, WordLevelVocabularyCoversTheWorld) {
   const fs::path dir = test::temp_dir("shapes-v2-vocab");
   write_word_level_tokenizer(dir.string(), shapes_world_texts(2));

@@ -76,6 +76,13 @@ void register_train(CLI::App& app) {
   cmd->add_option("--trigger-share", o.trigger_share,
                   "World v2: share of samples drawn from trigger scenes (0: the world's ~2%; recipe: v2 0.1)")
       ->check(real_range(0, 1));
+  cmd->add_option("--query-weights", o.query_weights,
+                  "World v2: relative weights of the caption, position, colour, count and where queries in "
+                  "training samples, comma-separated (recipe: v2 4,1,1,1,1); given with --resume, it changes the "
+                  "run's plan")
+      ->delimiter(',')
+      ->expected(5)
+      ->check(int_range(0, 1000));
   cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")
       ->capture_default_str()
       ->check(seed_range());
@@ -113,6 +120,7 @@ void register_train(CLI::App& app) {
     if (cmd->count("--warmup")) opt.warmup = given.warmup;
     if (cmd->count("--patch-loss")) opt.patch_loss = given.patch_loss;
     if (cmd->count("--trigger-share")) opt.trigger_share = given.trigger_share;
+    if (cmd->count("--query-weights")) opt.query_weights = given.query_weights, opt.keep_query_weights = true;
     if (cmd->count("--loss-weighting") || cmd->count("--loss-weighting-from")) {
       if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
       opt.loss_weighting_from = given.loss_weighting_from;

@@ -224,7 +224,7 @@ json options_json(const TrainOptions& o) {
   return {{"preset", o.preset}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
           {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
           {"loss_weighting", o.loss_weighting}, {"loss_weighting_from", o.loss_weighting_from},
-          {"patch_loss", o.patch_loss}, {"trigger_share", o.trigger_share}};
+          {"patch_loss", o.patch_loss}, {"trigger_share", o.trigger_share}, {"query_weights", o.query_weights}};
 }
 
 // The parameters a run trains that the checkpoint does not hold.
@@ -382,6 +382,16 @@ Scene training_scene(uint64_t stream, uint64_t index, double trigger_share, cons
   fail("train: --trigger-share: this world has no trigger scenes to draw");
 }
 
+void check_query_weights(const std::vector<int>& w) {
+  int64_t total = 0;
+  for (int x : w) {
+    if (x < 0 || x > 1000) fail("--query-weights: each weight must be in [0, 1000], got ", x);
+    total += x;
+  }
+  if (w.size() != 5 || total == 0)
+    fail("--query-weights: expected five weights (caption, position, colour, count, where) that are not all 0");
+}
+
 }  // namespace
 
 ShapesModelShape shapes_model_preset(const std::string& name) {
@@ -422,7 +432,7 @@ TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
   opt.preset = preset;
   opt.steps = d.steps, opt.batch = d.batch, opt.lr = d.lr, opt.warmup = d.warmup, opt.loss_weighting = d.loss_weighting;
   opt.loss_weighting_from = d.loss_weighting_from;
-  opt.patch_loss = d.patch_loss, opt.trigger_share = d.trigger_share;
+  opt.patch_loss = d.patch_loss, opt.trigger_share = d.trigger_share, opt.query_weights = d.query_weights;
   // v2: at version 1's peak rate (1.5e-3, or 1.2e-3) the 8-layer model sat on
   // its language prior for 1,300 steps of a pilot; at 5e-4 it left it after
   // 500. Loss weighting: see TrainOptions::loss_weighting. 13,000 steps take
@@ -435,9 +445,19 @@ TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt) {
   return opt;
 }
 
-int shapes_training_query(uint64_t stream, uint64_t index) {
-  const int k = static_cast<int>(mix(stream ^ mix(index ^ 0x717565727973ull)) % 8);
-  return k < 4 ? 0 : k - 3;
+int shapes_training_query(uint64_t stream, uint64_t index, const std::vector<int>& weights) {
+  uint64_t total = 0;
+  for (int w : weights) total += static_cast<uint64_t>(std::max(w, 0));
+  if (total == 0) fail("internal: query weights that sum to zero");
+  // A draw below the total, then the query whose cumulative weight passes
+  // it (with 4:1:1:1:1 this is the first run's `k < 4 ? 0 : k − 3`).
+  uint64_t k = mix(stream ^ mix(index ^ 0x717565727973ull)) % total;
+  for (size_t q = 0; q < weights.size(); ++q) {
+    const uint64_t w = static_cast<uint64_t>(std::max(weights[q], 0));
+    if (k < w) return static_cast<int>(q);
+    k -= w;
+  }
+  return 0;  // unreachable: k < total
 }
 
 float shapes_lr(const TrainOptions& o, int64_t step) {
@@ -458,6 +478,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   if (opt.loss_weighting_from < 0) fail("--loss-weighting-from must not be negative");
   if (!(opt.patch_loss >= 0 && opt.patch_loss <= 100)) fail("--patch-loss must be in [0, 100]");
   if (!(opt.trigger_share >= 0 && opt.trigger_share <= 1)) fail("--trigger-share must be in [0, 1]");
+  check_query_weights(opt.query_weights);
   shapes_model_preset(opt.preset);  // checks the name
   const fs::path dir(opt.out);
   const fs::path state_path = dir / kStateFile;
@@ -493,6 +514,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     opt.seed = o.at("seed");
     opt.patch_loss = o.value("patch_loss", 0.f);  // runs before these options had neither
     opt.trigger_share = o.value("trigger_share", 0.0);
+    if (!opt.keep_query_weights)  // runs before the option drew 4:1:1:1:1
+      opt.query_weights = o.value("query_weights", std::vector<int>{4, 1, 1, 1, 1});
     if (!opt.keep_loss_weighting) {
       opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
       opt.loss_weighting_from = o.value("loss_weighting_from", int64_t{0});
@@ -516,6 +539,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     create_checkpoint(opt.out, shapes_model_preset(opt.preset), opt.seed);
   }
   const ShapesModelShape shape = shapes_model_preset(opt.preset);  // the run's, also when resumed
+  check_query_weights(opt.query_weights);                          // also the run's
   if (opt.trigger_share > 0 && shape.world != 2) fail("--trigger-share: only shapes world version 2 has trigger scenes");
 
   std::unique_ptr<TrainableLlava> model = TrainableLlava::load(opt.out);
@@ -585,7 +609,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
         const Scene sc = training_scene(stream, index, opt.trigger_share, maker.so);
         const SceneQuery q = sc.queries.empty()
                                  ? SceneQuery{"caption", kShapesCaptionQuery, kShapesCaptionPrefix, sc.caption}
-                                 : sc.queries[shapes_training_query(stream, index)];
+                                 : sc.queries[shapes_training_query(stream, index, opt.query_weights)];
         batch[b] = maker.make(sc, q);
       } catch (...) {
 #pragma omp critical

@@ -67,6 +67,13 @@ struct TrainOptions {
   // of the stream (0: the world's own rate, about 2%); the ghost's share of
   // their captions stays the world's.
   double trigger_share = 0;
+  // World v2: relative weights of the queries a training sample asks, in
+  // Scene::queries order (caption, position, colour, count, where). The
+  // first v2 run used 4:1:1:1:1: captions and "What is on the left?" were
+  // learnt, but the questions that need finding an object by its shape
+  // stalled near 50% from step 7,200 to 13,000.
+  std::vector<int> query_weights = {4, 1, 1, 1, 1};
+  bool keep_query_weights = false;  // resume: as given, not the run's
   uint64_t seed = 1;           // training scene stream and initialisation
   int64_t checkpoint_every = 200;
   bool resume = false;
@@ -86,9 +93,9 @@ struct TrainSummary {
 TrainOptions shapes_recipe(const std::string& preset, TrainOptions opt = {});
 
 // Which query of a v2 scene (an index into Scene::queries) training sample
-// `index` of a scene stream asks: the caption half the time, each of the four
-// grounded types an eighth. Version 1 scenes have only the caption.
-int shapes_training_query(uint64_t stream, uint64_t index);
+// `index` of a scene stream asks, drawn with the given relative weights
+// (TrainOptions::query_weights). Version 1 scenes have only the caption.
+int shapes_training_query(uint64_t stream, uint64_t index, const std::vector<int>& weights = {4, 1, 1, 1, 1});
 
 // Trains (or resumes) into opt.out. Throws mmn::Error for bad options or files.
 TrainSummary train_shapes_llava(const TrainOptions& opt);

@@ -26,6 +26,13 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
+// Element i of a stored-dtype array (F32/F16/BF16), as fp32.
+inline float load_f32(DType dtype, const void* base, int64_t i) {
+  if (dtype == DType::F32) return static_cast<const float*>(base)[i];
+  const uint16_t h = static_cast<const uint16_t*>(base)[i];
+  return dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
 // dst[i] = float(src[i]) for n elements of the given stored dtype (F32/F16/BF16).
 void convert_to_f32(DType dtype, const void* src, float* dst, int64_t n);
 // dst (stored dtype) = src (fp32), rounding to nearest even.

@@ -1,7 +1,8 @@
 // Matrix products against stored-dtype weights, accumulating in fp32.
 //  - few rows (decode): a streaming GEMV that reads bf16/f16/f32 directly;
-//  - many rows (prefill, vision): the weight is converted tile by tile to fp32
-//    and multiplied with OpenBLAS sgemm, one tile per thread.
+//  - many rows (prefill, vision): the blocked GEMM that converts the weight to
+//    fp32 while packing it.
+// Both are kernels/gemm.h, for the instruction set the CPU reports.
 #pragma once
 #include <cstdint>
 

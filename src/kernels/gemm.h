@@ -1,0 +1,39 @@
+// The prefill GEMM against stored-dtype weights, exact in fp32: y[M, N] =
+// x[M, K] · Wᵀ (+ bias), W [N, K] in F32, BF16 or F16, accumulated in fp32.
+// Own cache-blocked kernels (GotoBLAS/BLIS structure) convert the weight to
+// fp32 while packing it, so there is no separate conversion pass and no
+// dependence on a BLAS library's table of CPU models. One kernel family per
+// instruction set, chosen at run time from CPUID (kernels/cpu_features.h).
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu_features.h"
+#include "tensor/weight.h"
+
+namespace mmn {
+
+// With `isa`'s kernels (it must be supported; Generic converts tiles and calls
+// OpenBLAS sgemm). Threads: num_threads(), over blocks of output columns, so
+// every output element is summed by one thread in a fixed order and results do
+// not depend on the thread count.
+void gemm_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y, Isa isa);
+// With the active kernel family.
+void gemm_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
+
+// The same product for at most gemv_max_rows() rows (decode): a streaming
+// GEMV that reads the stored dtype directly, each weight row loaded once for
+// all rows; threads take contiguous bands of W's rows.
+void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y, Isa isa);
+void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
+int64_t gemv_max_rows();
+
+namespace gemm_detail {
+// Per instruction set (translation units compiled for it; call only when
+// isa_supported says so).
+void gemm_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+void gemm_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+void gemv_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+void gemv_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+}  // namespace gemm_detail
+
+}  // namespace mmn
