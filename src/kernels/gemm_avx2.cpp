@@ -119,14 +119,7 @@ struct Avx2 {
           for (int t = 0; t < 8; ++t) _mm256_store_ps(dst + (k + t) * NR + h * 8, r[t]);
         }
     }
-    for (int64_t j = 0; j < NR; ++j) {  // the k tail, or a panel of fewer than 16 rows
-      if (j < rows) {
-        const uint8_t* row = W.row_ptr(n0 + j);
-        for (int64_t kk = k; kk < kc; ++kk) dst[kk * NR + j] = load_f32(d, row, k0 + kk);
-      } else {
-        for (int64_t kk = k; kk < kc; ++kk) dst[kk * NR + j] = 0.f;
-      }
-    }
+    pack_w_scalar<NR>(W, n0, rows, k0, k, kc, dst);  // the k tail, or a narrow panel
   }
 };
 

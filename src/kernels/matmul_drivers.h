@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/convert.h"
 #include "tensor/weight.h"
 
 namespace mmn::gemm_detail {
@@ -90,6 +91,17 @@ void pack_x(const float* x, int64_t M, int64_t K, int64_t m0, int64_t k0, int64_
   }
   for (int64_t i = rows; i < MR; ++i)
     for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.f;
+}
+
+// Columns k ∈ [k_from, kc) of an NR-column W panel, element by element
+// (what the vector packers leave: the k tail, or a panel of fewer than NR
+// rows, whose missing columns are zero).
+template <int NR>
+void pack_w_scalar(const Weight& W, int64_t n0, int64_t rows, int64_t k0, int64_t k_from, int64_t kc, float* dst) {
+  for (int64_t j = 0; j < NR; ++j) {
+    const uint8_t* row = j < rows ? W.row_ptr(n0 + j) : nullptr;
+    for (int64_t k = k_from; k < kc; ++k) dst[k * NR + j] = row ? load_f32(W.dtype, row, k0 + k) : 0.f;
+  }
 }
 
 // Traits T: MR, NR; T::micro(kc, xp, wp, c, ldc, accumulate) for a full
