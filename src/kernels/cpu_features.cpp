@@ -1,25 +1,63 @@
 #include "kernels/cpu_features.h"
 
+#include <cpuid.h>
+
 #include <cstdlib>
 
 #include "util/error.h"
 
 namespace mmn {
 
+namespace {
+
+struct CpuidRegs {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+};
+
+CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
+  CpuidRegs r;
+  if (!__get_cpuid_count(leaf, subleaf, &r.a, &r.b, &r.c, &r.d)) return CpuidRegs{};
+  return r;
+}
+
+// XCR0 says which register states the OS saves on a context switch. Written
+// as asm so that this file needs no -mxsave (the intrinsic requires it).
+unsigned long long xcr0() {
+  unsigned lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+
+bool bit(unsigned reg, int n) { return (reg >> n) & 1u; }
+
+}  // namespace
+
 const CpuFeatures& cpu_features() {
-  // libgcc's __builtin_cpu_supports reads CPUID and, for AVX and AVX-512,
-  // also checks XGETBV that the OS saves the wide registers.
+  // Read CPUID ourselves rather than through __builtin_cpu_supports: clang
+  // (the fuzz build) knows fewer feature names than GCC. A feature counts only
+  // if the CPU reports it *and* the OS saves the registers it needs (XCR0):
+  // YMM for AVX/AVX2/FMA/F16C, plus opmask and ZMM for AVX-512.
   static const CpuFeatures f = [] {
-    __builtin_cpu_init();
     CpuFeatures c;
-    c.avx2 = __builtin_cpu_supports("avx2");
-    c.fma = __builtin_cpu_supports("fma");
-    c.f16c = __builtin_cpu_supports("f16c");
-    c.avx512f = __builtin_cpu_supports("avx512f");
-    c.avx512bw = __builtin_cpu_supports("avx512bw");
-    c.avx512vl = __builtin_cpu_supports("avx512vl");
-    c.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
-    c.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+    const CpuidRegs l1 = cpuid(1, 0);
+    const bool osxsave = bit(l1.c, 27);
+    const unsigned long long xcr = osxsave ? xcr0() : 0;
+    const bool ymm_saved = (xcr & 0x6) == 0x6;
+    const bool zmm_saved = (xcr & 0xE6) == 0xE6;
+    const bool avx = ymm_saved && bit(l1.c, 28);
+    if (!avx) return c;
+    const CpuidRegs l7 = cpuid(7, 0);
+    const CpuidRegs l7s1 = l7.a >= 1 ? cpuid(7, 1) : CpuidRegs{};
+    c.fma = bit(l1.c, 12);
+    c.f16c = bit(l1.c, 29);
+    c.avx2 = bit(l7.b, 5);
+    if (zmm_saved) {
+      c.avx512f = bit(l7.b, 16);
+      c.avx512bw = bit(l7.b, 30);
+      c.avx512vl = bit(l7.b, 31);
+      c.avx512_vnni = c.avx512f && bit(l7.c, 11);
+      c.avx512_bf16 = c.avx512f && bit(l7s1.a, 5);
+    }
     return c;
   }();
   return f;
