@@ -95,12 +95,8 @@ void run_caption(const CaptionArgs& a) {
   ImageU8 img = load_image(a.image);
   const bool dump = !a.dump.empty();
   Trace trace;
-  auto t1 = clock::now();
-  PreprocessedImage px = model->preprocess(img);
-  std::vector<float> feats = model->encode_image(px, dump ? &trace : nullptr);
-  const double encode_s = std::chrono::duration<double>(clock::now() - t1).count();
-  PromptText text{a.query, a.prefix};
-  PromptInputs in = model->build_inputs(text, feats, dump ? &trace : nullptr);
+  const ModelInput input = prepare_input(*model, img, PromptText{a.query, a.prefix}, dump ? &trace : nullptr);
+  const PromptInputs& in = input.in;
 
   const LlamaConfig& c = model->decoder().config();
   // Interventions first: every recorder then sees the intervened activations.
@@ -144,27 +140,18 @@ void run_caption(const CaptionArgs& a) {
     write_npy((std::filesystem::path(hook_dir) / (a.hooks[i] + ".npy")).string(), points[i]->data().data(),
               {points[i]->rows(), points[i]->width()});
   }
-  const std::string caption = caption_text(model->tokenizer(), gen.generated);
-
   if (dump)
-    write_dump(a.dump, *model, px, trace, in, gen, layer_out, act_steps, post_steps, act_img.get(), post_img.get());
+    write_dump(a.dump, *model, input.image, trace, in, gen, layer_out, act_steps, post_steps, act_img.get(),
+               post_img.get());
 
-  if (a.json) {
-    nlohmann::json j;
-    j["prompt_ids"] = in.prompt_ids;
-    j["generated_ids"] = gen.generated;
-    j["caption"] = caption;
-    j["timings"] = {{"load_s", load_s},           {"image_encode_s", encode_s},
-                    {"prefill_s", gen.prefill_s}, {"prefill_tokens", gen.prefill_tokens},
-                    {"decode_s", gen.decode_s},   {"decode_tokens", gen.decode_tokens}};
-    std::cout << j.dump() << std::endl;
-  } else {
-    std::cout << caption << std::endl;
-  }
+  if (a.json)
+    std::cout << caption_json(model->tokenizer(), input, gen, load_s).dump() << std::endl;
+  else
+    std::cout << caption_text(model->tokenizer(), gen.generated) << std::endl;
   if (!a.quiet) {
     CaptionTimings t;
     t.load_s = load_s;
-    t.encode_s = encode_s;
+    t.encode_s = input.encode_s;
     t.image_rows = in.image_tokens;
     t.prefill_s = gen.prefill_s;
     t.prompt_tokens = gen.prefill_tokens;

@@ -96,25 +96,21 @@ void run_find(const FindArgs& a) {
   int shard_i = 0, shard_n = 1;
   if (std::sscanf(a.shard.c_str(), "%d/%d", &shard_i, &shard_n) != 2)  // checked by shard_spec()
     fail_usage("--shard: expected i/N (e.g. 0/4), got '", a.shard, "'");
-  if (a.tokens != "nouns" && a.tokens != "all") fail_usage("--tokens: expected nouns or all, got '", a.tokens, "'");
-
-  FindOptions opt;
-  opt.prompt = {a.query, a.prefix};
-  opt.max_new_tokens = a.max_new_tokens;
-  opt.top_k = a.top_k;
-  opt.report = std::min(a.report, a.top_k);
-  opt.activation = parse_activation_variant(a.activation);
-  opt.fold_norm_gain = a.fold_norm_gain;
-  if (a.method != "score" && a.method != "gradient") fail_usage("--method: expected score or gradient, got '", a.method, "'");
-  opt.method = a.method == "gradient" ? RankMethod::Gradient : RankMethod::Score;
-  if (a.gradient_baseline && opt.method == RankMethod::Gradient)
-    fail_usage("--gradient-baseline goes with --method score (with --method gradient the gradient already ranks)");
-  opt.also_gradient = a.gradient_baseline;
-  opt.all_tokens = a.tokens == "all";
-  opt.nouns = split_commas(a.nouns);
-  opt.heatmaps = a.heatmaps;
-  if (a.shuffle_seed >= 0) opt.shuffle_seed = static_cast<uint64_t>(a.shuffle_seed);
-  opt.random_baseline = a.random_baseline;
+  FindRequest req;
+  req.prompt = {a.query, a.prefix};
+  req.max_new_tokens = a.max_new_tokens;
+  req.top_k = a.top_k;
+  req.report = a.report;
+  req.activation = a.activation;
+  req.method = a.method;
+  req.tokens = a.tokens;
+  req.gradient_baseline = a.gradient_baseline;
+  req.fold_norm_gain = a.fold_norm_gain;
+  req.heatmaps = a.heatmaps;
+  req.nouns = split_commas(a.nouns);
+  if (a.shuffle_seed >= 0) req.shuffle_seed = static_cast<uint64_t>(a.shuffle_seed);
+  req.random_baseline = a.random_baseline;
+  FindOptions opt = find_options(req, cli_spelling);
 
   std::vector<DatasetItem> all;
   if (!a.images.empty()) {

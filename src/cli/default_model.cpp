@@ -11,26 +11,9 @@
 
 namespace mmn::cli {
 
-namespace {
-
-// A --model value that is not a local directory but reads as a Hugging Face
-// repo id, optionally "REPO@REVISION" (repo ids cannot hold '@', so the first
-// one splits), resolves to its snapshot in the local cache, offline. Anything
-// else stays a path, so the loader's own errors name it.
-std::string resolve_given(const std::string& given) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(given, ec)) return given;
-  const size_t at = given.find('@');
-  const std::string repo = given.substr(0, at);
-  if (!looks_like_repo_id(repo)) return given;
-  return at == std::string::npos ? resolve_hf_repo(repo) : resolve_hf_repo(repo, given.substr(at + 1));
-}
-
-}  // namespace
-
 std::string resolve_model_dir(const std::string& given) {
   namespace fs = std::filesystem;
-  if (!given.empty()) return resolve_given(given);
+  if (!given.empty()) return resolve_model_arg(given);
   if (const char* env = std::getenv("MMN_MODEL")) return env;
   std::vector<fs::path> candidates = {fs::path(MMN_SOURCE_ROOT) / "models" / "shapes-llava"};
   char buf[4096];

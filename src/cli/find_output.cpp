@@ -9,6 +9,7 @@
 #include "io/npz.h"
 #include "models/generate.h"
 #include "neurons/heatmap.h"
+#include "neurons/find_result.h"
 #include "neurons/heatmap_figure.h"
 #include "neurons/run.h"
 #include "util/error.h"
@@ -71,75 +72,25 @@ void check_or_write_run_json(const std::string& run_dir, const RunInfo& info, in
 
 namespace {
 
-ojson neuron_list(const std::vector<NeuronEntry>& ns) {
-  ojson out = ojson::array();
-  for (auto& n : ns) out.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}});
-  return out;
-}
-
-std::string safe_name(const std::string& w) {
-  std::string s;
-  for (char c : w) s += isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return s.empty() ? "token" : s;
-}
-
-// Heatmaps of one concept: the top-5 neurons' maps and the averaged maps over
-// the top {1,10,50,100,500,1000}, each as a titled JET figure on the noun's
-// shared absolute scale, a binary 95th-percentile mask and that mask over the
-// model's input image, plus the raw grid maps in maps.npy.
+// Heatmaps of one concept (concept_maps): each map as a titled JET figure on
+// the noun's shared absolute scale, a binary 95th-percentile mask and that
+// mask over the model's input image, plus the raw grid maps in maps.npy.
 void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const FindOptions& opt,
                     const std::string& image_id, const ImageFindResult& r, const ConceptResult& cr) {
   const int g = model.grid_side();
   const int64_t P = r.image_tokens;
-  const size_t n_all = std::min<size_t>(cr.neurons.size(), 1000);
-  std::vector<NeuronEntry> top(cr.neurons.begin(), cr.neurons.begin() + n_all);
-  std::vector<float> maps = neuron_image_maps(model, r, top, opt.activation);
-
-  struct Map {
-    std::string name;
-    std::string label;  // the figure's second title line
-    std::vector<float> values;
-    json meta;
-  };
-  std::vector<Map> all;
-  for (size_t i = 0; i < std::min<size_t>(5, n_all); ++i) {
-    const std::string id = "L" + std::to_string(top[i].layer) + " U" + std::to_string(top[i].unit);
-    all.push_back({"neuron" + std::to_string(i + 1) + "_L" + std::to_string(top[i].layer) + "_U" +
-                       std::to_string(top[i].unit),
-                   "rank " + std::to_string(i + 1) + ": " + id + "  score " + format_value(top[i].score),
-                   std::vector<float>(maps.begin() + i * P, maps.begin() + (i + 1) * P),
-                   {{"rank", i + 1}, {"layer", top[i].layer}, {"unit", top[i].unit}}});
-  }
-  for (int k : {1, 10, 50, 100, 500, 1000}) {
-    if (static_cast<size_t>(k) > n_all) break;
-    std::vector<float> m(P, 0.f);
-    for (int i = 0; i < k; ++i)
-      for (int64_t p = 0; p < P; ++p) m[p] += maps[i * P + p];
-    for (auto& v : m) v /= static_cast<float>(k);
-    all.push_back({"mean_top" + std::to_string(k), "mean of top " + std::to_string(k), std::move(m), {{"top", k}}});
-  }
-  // One absolute scale for all of the noun's maps, 0 .. their largest value,
-  // so a weak or silent neuron looks weak or silent beside the strong ones.
-  float hi = 0.f;
-  for (const Map& m : all)
-    for (float v : m.values) hi = std::max(hi, v);
-
+  const ConceptMaps cm = concept_maps(model, opt, r, cr);
   std::vector<float> raw;  // [n_maps, P]
   json index = json::array();
   const ImageU8& base = r.image.cropped;
   const std::string head = image_id + "  \"" + cr.word + "\"  step " + std::to_string(cr.step);
-  for (Map& m : all) {
+  for (const ConceptMap& m : cm.maps) {
     raw.insert(raw.end(), m.values.begin(), m.values.end());
-    const auto [lo_it, hi_it] = std::minmax_element(m.values.begin(), m.values.end());
     const std::vector<std::string> title = {
-        head, m.label, "map min " + format_value(*lo_it) + "  max " + format_value(*hi_it)};
-    m.meta["name"] = m.name;
-    m.meta["min"] = *lo_it;
-    m.meta["max"] = *hi_it;
-    m.meta["scale"] = {0.0f, hi};
+        head, m.label, "map min " + format_value(m.meta["min"].get<float>()) + "  max " + format_value(m.meta["max"].get<float>())};
     const fs::path stem = dir / m.name;
     if (g > 0) {
-      write_png(stem.string() + ".png", heatmap_figure(base, m.values.data(), g, g, hi, title, "shared scale of this noun"));
+      write_png(stem.string() + ".png", heatmap_figure(base, m.values.data(), g, g, cm.scale, title, "shared scale of this noun"));
       const std::vector<uint8_t> mask =
           mask_above_percentile(upsample_bilinear(m.values.data(), g, g, base.height, base.width), 95.0);
       write_mask_png(stem.string() + "_mask.png", mask, base.width, base.height);
@@ -198,62 +149,15 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
       std::error_code ec;
       fs::remove(e.path(), ec);
     }
-  // Explanations only for the reported neurons, all concepts at once.
-  const size_t report = static_cast<size_t>(opt.report);
-  std::vector<std::pair<int, int>> ids;
-  for (auto& cr : r.concepts)
-    for (size_t i = 0; i < std::min(report, cr.neurons.size()); ++i) ids.emplace_back(cr.neurons[i].layer, cr.neurons[i].unit);
-  std::vector<std::vector<int32_t>> tops = explainer.explain(ids);
-
-  ojson nouns = ojson::array();
-  std::vector<float> flat;
-  size_t k = 0;
-  for (auto& cr : r.concepts) {
-    ojson ns = ojson::array();
-    for (size_t i = 0; i < cr.neurons.size(); ++i) {
-      const NeuronEntry& n = cr.neurons[i];
-      flat.insert(flat.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
-      if (i >= report) continue;
-      ojson toks = ojson::array(), tok_ids = ojson::array();
-      for (int32_t t : tops[k]) {
-        toks.push_back(explainer.token_text(t));
-        tok_ids.push_back(t);
-      }
-      ++k;
-      ns.push_back({{"layer", n.layer}, {"unit", n.unit}, {"score", n.score}, {"top_tokens", toks},
-                    {"top_token_ids", tok_ids}});
-    }
-    ojson entry = {{"word", cr.word}, {"token_id", cr.token_id}, {"step", cr.step}, {"neurons", ns},
-                   {"lemma", cr.lemma}};
-    if (opt.random_baseline > 0) {
-      entry["random_uniform"] = neuron_list(cr.random_uniform);
-      entry["random_layer_matched"] = neuron_list(cr.random_layer_matched);
-    }
-    nouns.push_back(entry);
-  }
-  ojson res = {{"image", item.image_path},
-              {"caption", r.caption},
-              {"generated_ids", r.generated_ids},
-              {"generated_pieces", caption_pieces(model.tokenizer(), r.generated_ids)},
-              {"nouns", nouns},
-              {"skipped_nouns", r.skipped_nouns},
-              {"id", item.id},
-              {"prompt_ids", r.prompt_ids},
-              {"timings", {{"prefill_s", r.prefill_s}, {"decode_s", r.decode_s}, {"score_s", r.score_s}}}};
-  if (!item.caption.empty()) res["reference_caption"] = item.caption;
-  if (!r.permutation.empty()) res["permutation"] = r.permutation;
-
+  const ojson res = find_result_json(model, opt, r, explainer, item.image_path, item.id, item.caption);
   if (!r.concepts.empty()) {
-    write_npy((dir / "neurons.npy").string(), flat.data(),
+    write_npy((dir / "neurons.npy").string(), neuron_table(r).data(),
               {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].neurons.size()), 3});
     write_neurons_npz(dir / "neurons.npz", r);
   }
   if (opt.also_gradient && !r.concepts.empty()) {
     // The gradient baseline's top-k in the neurons.npy format, for `metrics`.
-    std::vector<float> g;
-    for (auto& cr : r.concepts)
-      for (auto& n : cr.gradient_neurons) g.insert(g.end(), {static_cast<float>(n.layer), static_cast<float>(n.unit), n.score});
-    write_npy((dir / "gradient.npy").string(), g.data(),
+    write_npy((dir / "gradient.npy").string(), neuron_table(r, true).data(),
               {static_cast<int64_t>(r.concepts.size()), static_cast<int64_t>(r.concepts[0].gradient_neurons.size()), 3});
   }
   if (!r.image_acts.empty()) {
@@ -263,7 +167,7 @@ void write_image_outputs(const std::string& dir_s, const DatasetItem& item, cons
   if (opt.heatmaps) {
     write_png((dir / "input.png").string(), r.image.cropped);
     for (auto& cr : r.concepts) {
-      fs::path hd = dir / "heatmaps" / (std::to_string(cr.step) + "_" + safe_name(cr.word));
+      fs::path hd = dir / "heatmaps" / concept_dir_name(cr);
       fs::create_directories(hd);
       write_heatmaps(hd, model, opt, item.id, r, cr);
     }

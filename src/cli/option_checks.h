@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "models/generate.h"
+
 namespace mmn::cli {
 
 // What a check accepts.
@@ -52,9 +54,9 @@ CLI::Validator list_of(const CLI::Validator& element);
 // --shard: "i/N" with 0 <= i < N.
 CLI::Validator shard_spec();
 
-// Limits shared by several commands.
+// Limits shared by several commands; kMaxNewTokens (models/generate.h) is
+// shared with the Python module.
 constexpr int kMaxThreads = 1024;
-constexpr int kMaxNewTokens = 8192;  // the KV cache is allocated for all of them up front
 
 // --threads N (0 = all cores), the same on every command.
 inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {

@@ -125,4 +125,13 @@ std::string resolve_hf_repo(const std::string& repo_id, const std::string& revis
   return snapshot.string();
 }
 
+std::string resolve_model_arg(const std::string& given) {
+  std::error_code ec;
+  if (fs::is_directory(given, ec)) return given;
+  const size_t at = given.find('@');
+  const std::string repo = given.substr(0, at);
+  if (!looks_like_repo_id(repo)) return given;
+  return at == std::string::npos ? resolve_hf_repo(repo) : resolve_hf_repo(repo, given.substr(at + 1));
+}
+
 }  // namespace mmn

@@ -28,4 +28,11 @@ bool looks_like_repo_id(const std::string& s);
 // missing ref, a ref pointing at a missing snapshot, or a missing config.json.
 std::string resolve_hf_repo(const std::string& repo_id, const std::string& revision = "main");
 
+// What a model argument (the CLI's --model, Python's mmneuron.load) names: an
+// existing directory stays a path; a value that reads as a repo id, optionally
+// "REPO@REVISION" (repo ids cannot hold '@', so the first one splits),
+// resolves to its snapshot in the local cache, offline. Anything else is
+// returned unchanged, so the loader's own errors name it.
+std::string resolve_model_arg(const std::string& given);
+
 }  // namespace mmn

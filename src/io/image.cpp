@@ -606,6 +606,15 @@ void get_triple(const json& j, const std::string& path, const char* key, float o
 
 ImageU8 load_image(const std::string& path) { return decode_image(read_file(path), path); }
 
+ImageU8 image_from_rgb(const uint8_t* rgb, int64_t h, int64_t w, const std::string& what) {
+  check_dimensions(what, "RGB", w, h);
+  ImageU8 img;
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(h);
+  img.rgb.assign(rgb, rgb + h * w * 3);
+  return img;
+}
+
 ImageU8 decode_image(const std::string& data, const std::string& path) {
   if (data.empty()) fail(path, ": empty file, expected a PNG or JPEG image");
   static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};

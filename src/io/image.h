@@ -26,6 +26,9 @@ ImageU8 load_image(const std::string& path);
 // Limits (docs/limits.md): 16384 px per side, 2^26 pixels, 512 MiB of JPEG
 // decoder memory; a PNG must hold enough data for the pixels it declares.
 ImageU8 decode_image(const std::string& data, const std::string& path);
+// An image from h × w × 3 RGB bytes in memory (row-major, as a numpy uint8
+// HxWx3 array), copied; the decoders' size limits apply. `what` names it in errors.
+ImageU8 image_from_rgb(const uint8_t* rgb, int64_t h, int64_t w, const std::string& what);
 
 // Writes an RGB PNG atomically.
 void write_png(const std::string& path, const ImageU8& img);

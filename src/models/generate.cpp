@@ -48,6 +48,16 @@ int decode_greedy(const VisionLanguageModel& model, KVCache& cache, const Captur
 }
 }  // namespace
 
+ModelInput prepare_input(const VisionLanguageModel& model, const ImageU8& img, const PromptText& text, Trace* trace) {
+  ModelInput r;
+  auto t0 = std::chrono::steady_clock::now();
+  r.image = model.preprocess(img);
+  std::vector<float> feats = model.encode_image(r.image, trace);
+  r.encode_s = seconds_since(t0);
+  r.in = model.build_inputs(text, feats, trace);
+  return r;
+}
+
 GenerateResult generate(const VisionLanguageModel& model, const PromptInputs& in, const GenerateOptions& opt) {
   const LlamaDecoder& dec = model.decoder();
   const LlamaConfig& c = dec.config();
@@ -220,5 +230,18 @@ std::vector<std::string> caption_pieces(const Tokenizer& tok, const std::vector<
     out.push_back(std::move(text));
   }
   return out;
+}
+}  // namespace mmn
+
+namespace mmn {
+nlohmann::json caption_json(const Tokenizer& tok, const ModelInput& input, const GenerateResult& gen, double load_s) {
+  nlohmann::json j;
+  j["prompt_ids"] = input.in.prompt_ids;
+  j["generated_ids"] = gen.generated;
+  j["caption"] = caption_text(tok, gen.generated);
+  j["timings"] = {{"load_s", load_s},           {"image_encode_s", input.encode_s},
+                  {"prefill_s", gen.prefill_s}, {"prefill_tokens", gen.prefill_tokens},
+                  {"decode_s", gen.decode_s},   {"decode_tokens", gen.decode_tokens}};
+  return j;
 }
 }  // namespace mmn

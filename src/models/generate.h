@@ -1,11 +1,27 @@
 // Greedy generation with the KV cache on; capture sinks see every prefill row
 // and every decode step.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "models/vlm.h"
 
 namespace mmn {
+
+// The most new tokens one caption may ask for: the KV cache is allocated for
+// all of them up front.
+constexpr int kMaxNewTokens = 8192;
+
+// An image made ready for the language model: preprocessed, encoded and
+// spliced into the prompt (what caption, find and the Python module run first).
+struct ModelInput {
+  PreprocessedImage image;  // the model's input image
+  PromptInputs in;
+  double encode_s = 0;      // preprocessing, the vision tower and the projector
+};
+// trace (optional) records the encoder's intermediates (caption --dump).
+ModelInput prepare_input(const VisionLanguageModel& model, const ImageU8& img, const PromptText& text,
+                         Trace* trace = nullptr);
 
 struct GenerateOptions {
   int max_new_tokens = 50;
@@ -78,4 +94,9 @@ std::string caption_text(const Tokenizer& tok, const std::vector<int32_t>& ids);
 // with its first leading space removed (and, for tokenizers that clean up
 // spaces, " ." → "." and the like applied).
 std::vector<std::string> caption_pieces(const Tokenizer& tok, const std::vector<int32_t>& ids);
+
+// What `caption --json` prints: {"prompt_ids", "generated_ids", "caption",
+// "timings": {"load_s", "image_encode_s", "prefill_s", "prefill_tokens",
+// "decode_s", "decode_tokens"}}.
+nlohmann::json caption_json(const Tokenizer& tok, const ModelInput& input, const GenerateResult& gen, double load_s);
 }  // namespace mmn

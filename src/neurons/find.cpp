@@ -27,6 +27,45 @@ ActivationVariant parse_activation_variant(const std::string& s) {
 
 const char* activation_variant_name(ActivationVariant v) { return v == ActivationVariant::Act ? "act" : "swiglu"; }
 
+std::string cli_spelling(const std::string& option) { return "--" + option; }
+
+std::string python_spelling(const std::string& option) {
+  std::string s = option;
+  for (char& c : s)
+    if (c == '-') c = '_';
+  return s;
+}
+
+FindOptions find_options(const FindRequest& r, OptionSpelling spell) {
+  FindOptions opt;
+  opt.prompt = r.prompt;
+  opt.max_new_tokens = r.max_new_tokens;
+  if (r.top_k < 1) fail_usage(spell("top-k"), ": value ", r.top_k, " is below 1");
+  if (r.report < 1) fail_usage(spell("report"), ": value ", r.report, " is below 1");
+  opt.top_k = r.top_k;
+  opt.report = std::min(r.report, r.top_k);
+  if (r.activation != "act" && r.activation != "swiglu")
+    fail_usage(spell("activation"), ": expected act or swiglu, got '", r.activation, "'");
+  opt.activation = parse_activation_variant(r.activation);
+  opt.fold_norm_gain = r.fold_norm_gain;
+  if (r.method != "score" && r.method != "gradient")
+    fail_usage(spell("method"), ": expected score or gradient, got '", r.method, "'");
+  opt.method = r.method == "gradient" ? RankMethod::Gradient : RankMethod::Score;
+  if (r.gradient_baseline && opt.method == RankMethod::Gradient)
+    fail_usage(spell("gradient-baseline"), " goes with ", spell("method"), " score (with ", spell("method"),
+               " gradient the gradient already ranks)");
+  opt.also_gradient = r.gradient_baseline;
+  if (r.tokens != "nouns" && r.tokens != "all")
+    fail_usage(spell("tokens"), ": expected nouns or all, got '", r.tokens, "'");
+  opt.all_tokens = r.tokens == "all";
+  opt.nouns = r.nouns;
+  opt.heatmaps = r.heatmaps;
+  opt.shuffle_seed = r.shuffle_seed;
+  if (r.random_baseline < 0) fail_usage(spell("random-baseline"), ": value ", r.random_baseline, " is negative");
+  opt.random_baseline = r.random_baseline;
+  return opt;
+}
+
 namespace {
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -200,11 +239,10 @@ ImageFindResult find_neurons(const VisionLanguageModel& model, const WordNet* wo
   if (opt.top_k > L * I) fail_usage("--top-k ", opt.top_k, " is larger than the model's ", L * I, " FFN neurons");
 
   ImageFindResult r;
-  const auto t_encode = std::chrono::steady_clock::now();
-  r.image = model.preprocess(image);
-  std::vector<float> feats = model.encode_image(r.image, nullptr);
-  r.encode_s = since(t_encode);
-  PromptInputs in = model.build_inputs(opt.prompt, feats, nullptr);
+  ModelInput input = prepare_input(model, image, opt.prompt);
+  r.image = std::move(input.image);
+  r.encode_s = input.encode_s;
+  PromptInputs& in = input.in;
   r.prompt_ids = in.prompt_ids;
   r.image_pos0 = in.image_pos0;
   r.image_tokens = in.image_tokens;

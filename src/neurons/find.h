@@ -43,6 +43,27 @@ struct FindOptions {
   uint64_t seed = 0;                   // for random baselines
 };
 
+// find's options as a user states them (the CLI's flags, the Python module's
+// keywords), before they are checked. find_options is the one place that turns
+// them into FindOptions, so the two front ends cannot drift apart.
+struct FindRequest {
+  PromptText prompt;
+  int max_new_tokens = 50;
+  int64_t top_k = 1000, report = 100;
+  std::string activation = "act", method = "score", tokens = "nouns";
+  bool gradient_baseline = false, fold_norm_gain = false, heatmaps = false;
+  std::vector<std::string> nouns;
+  std::optional<uint64_t> shuffle_seed;
+  int random_baseline = 0;
+};
+// How a front end spells an option in its errors, given the option's
+// command-line name without dashes ("top-k" -> "--top-k" or "top_k").
+using OptionSpelling = std::string (*)(const std::string& option);
+std::string cli_spelling(const std::string& option);
+std::string python_spelling(const std::string& option);
+// Checks the request; a bad value fails as a usage error naming the option.
+FindOptions find_options(const FindRequest& r, OptionSpelling spell);
+
 struct NeuronEntry {
   int layer = 0, unit = 0;
   float score = 0;

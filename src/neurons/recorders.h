@@ -56,6 +56,16 @@ class PointRecorder : public CaptureSink {
   const std::vector<float>& data() const { return data_; }
   int64_t rows() const { return width_ ? static_cast<int64_t>(data_.size()) / width_ : 0; }
   int64_t width() const { return width_; }
+  // Room for `rows` rows of `width` floats up front, so that the decode steps'
+  // single rows are appended without moving what is already recorded.
+  void reserve(int64_t rows, int64_t width) { data_.reserve(static_cast<size_t>(rows * width)); }
+  // Hands the recorded rows over; the recorder is empty afterwards.
+  std::vector<float> take() {
+    std::vector<float> out;
+    out.swap(data_);
+    width_ = 0;
+    return out;
+  }
 
  private:
   Hook hook_;
