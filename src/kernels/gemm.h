@@ -34,6 +34,10 @@ void gemm_avx512(const float* x, int64_t M, const Weight& W, const float* bias, 
 void gemm_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+// Int8 GEMV with x quantized to int8 per block of 32 and vpdpbusd dot
+// products (needs AVX-512 VNNI; see gemm_avx512.cpp). Not exact against the
+// dequantized weight: kept for bench_gemm's comparison with the FMA path.
+void gemv_avx512_q8_vnni(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 }  // namespace gemm_detail
 
 }  // namespace mmn
