@@ -198,6 +198,8 @@ TEST(Int8, KernelsDoNotDependOnThreadCount) {
   if (isa_supported(Isa::Avx2)) gemms.push_back({Isa::Avx2, gemm_detail::gemm_avx2});
   if (isa_supported(Isa::Avx512)) gemvs.push_back({Isa::Avx512, gemm_detail::gemv_avx512});
   if (isa_supported(Isa::Avx2)) gemvs.push_back({Isa::Avx2, gemm_detail::gemv_avx2});
+  if (isa_supported(Isa::Avx512) && cpu_features().avx512_vnni)
+    gemvs.push_back({Isa::Avx512, gemm_detail::gemv_avx512_q8_vnni});
   if (gemms.empty()) GTEST_SKIP() << "no vector kernels on this CPU: " << cpu_summary();
   for (auto [fns, M] : {std::pair{gemms, int64_t{37}}, std::pair{gemvs, int64_t{3}}}) {
     std::vector<float> x(static_cast<size_t>(M * K));
