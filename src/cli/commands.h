@@ -18,5 +18,6 @@ void register_perturb(CLI::App& app);
 void register_edit(CLI::App& app);
 void register_eval_edit(CLI::App& app);
 void register_report(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 }  // namespace mmn::cli

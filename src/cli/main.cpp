@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   mmn::cli::register_edit(app);
   mmn::cli::register_eval_edit(app);
   mmn::cli::register_report(app);
+  mmn::cli::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -47,7 +47,7 @@ void linear_backward(const float* x, const float* dy, int64_t M, const Weight& W
           for (int64_t n0 = 0; n0 < N; n0 += tn) {
             const int64_t nb = std::min(tn, N - n0);
             for (int64_t r = 0; r < nb; ++r)
-              convert_to_f32(W.dtype, W.row_ptr(n0 + r) + k0 * W.elem_size(), buf.data() + r * nk, nk);
+              weight_row_f32(W, n0 + r, k0, nk, buf.data() + r * nk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nk, nb, 1.f, dy + n0, N, buf.data(), nk, 1.f,
                         dx + k0, K);
           }

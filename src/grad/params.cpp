@@ -14,9 +14,10 @@ ParamVisitor ParamStore::adopter() {
     p.name = name;
     if (w) {
       std::vector<float>& buf = owned_.emplace_back(static_cast<size_t>(w->rows * w->cols));
-      convert_to_f32(w->dtype, w->data, buf.data(), w->rows * w->cols);
+      for (int64_t r = 0; r < w->rows; ++r) weight_row_f32(*w, r, 0, w->cols, buf.data() + r * w->cols);
       w->data = buf.data();
       w->dtype = DType::F32;
+      w->scales = nullptr;
       p.value = buf.data();
       p.size = w->rows * w->cols;
       p.matrix = true;

@@ -20,11 +20,17 @@ struct Generic {
   template <DType D, int M>
   static void rows(const float* x, const Weight& W, const float* bias, float* y, int64_t n0, int64_t n1) {
     const int64_t K = W.cols, N = W.rows;
+    thread_local std::vector<float> deq;  // an int8 row dequantized
+    if constexpr (D == DType::I8) deq.resize(static_cast<size_t>(K));
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* w = W.row_ptr(n);
+      if constexpr (D == DType::I8) {
+        weight_row_f32(W, n, 0, K, deq.data());
+        w = reinterpret_cast<const uint8_t*>(deq.data());
+      }
       float out[M] = {};
       for (int64_t k = 0; k < K; ++k) {
-        const float wv = load_f32(D, w, k);
+        const float wv = load_f32(D == DType::I8 ? DType::F32 : D, w, k);
         for (int m = 0; m < M; ++m) out[m] += wv * x[m * K + k];
       }
       for (int m = 0; m < M; ++m) y[m * N + n] = out[m] + (bias ? bias[n] : 0.f);
@@ -54,7 +60,7 @@ void gemm_tiled(const float* x, int64_t M, const Weight& W, const float* bias, f
         wt = reinterpret_cast<const float*>(W.row_ptr(n0));
       } else {
         buf.resize(static_cast<size_t>(tn * K));
-        convert_to_f32(W.dtype, W.row_ptr(n0), buf.data(), nb * K);
+        for (int64_t r = 0; r < nb; ++r) weight_row_f32(W, n0 + r, 0, K, buf.data() + r * K);
         wt = buf.data();
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.f, x, K, wt, K, 0.f, y + n0, N);
@@ -92,7 +98,13 @@ void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, flo
   // Small weights are not worth waking other threads for.
   const int nt = W.nbytes() * static_cast<size_t>(M) < (size_t{1} << 18) ? 1 : num_threads();
   switch (isa) {
-    case Isa::Avx512: return gemm_detail::gemv_avx512(x, M, W, bias, y, nt);
+    case Isa::Avx512:
+      // Int8 with VNNI: x quantized per block of 32 and integer dot products,
+      // measured 1.25-1.7x faster than dequantize + FMA on this project's
+      // machine (bench_int8; README "Int8 weights" has the agreement cost).
+      if (W.dtype == DType::I8 && cpu_features().avx512_vnni)
+        return gemm_detail::gemv_avx512_q8_vnni(x, M, W, bias, y, nt);
+      return gemm_detail::gemv_avx512(x, M, W, bias, y, nt);
     case Isa::Avx2: return gemm_detail::gemv_avx2(x, M, W, bias, y, nt);
     case Isa::Generic: return gemm_detail::gemv_banded<Generic>(x, M, W, bias, y, nt);
   }

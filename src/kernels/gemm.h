@@ -22,7 +22,8 @@ void gemm_xwt(const float* x, int64_t M, const Weight& W, const float* bias, flo
 
 // The same product for at most gemv_max_rows() rows (decode): a streaming
 // GEMV that reads the stored dtype directly, each weight row loaded once for
-// all rows; threads take contiguous bands of W's rows.
+// all rows; threads take contiguous bands of W's rows. Int8 weights on a CPU
+// with AVX-512 VNNI take gemv_avx512_q8_vnni (x rounded to int8 per block).
 void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y, Isa isa);
 void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
 int64_t gemv_max_rows();
@@ -34,6 +35,11 @@ void gemm_avx512(const float* x, int64_t M, const Weight& W, const float* bias, 
 void gemm_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+// Int8 GEMV with x quantized to int8 per block of 32 and vpdpbusd dot
+// products (needs AVX-512 VNNI; see gemm_avx512.cpp): what gemv_xwt runs on
+// int8 weights where the CPU has VNNI (faster than gemv_avx512's dequantize +
+// FMA, which is exact in fp32 against the dequantized weight; this is not).
+void gemv_avx512_q8_vnni(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 }  // namespace gemm_detail
 
 }  // namespace mmn

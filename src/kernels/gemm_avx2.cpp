@@ -18,6 +18,14 @@ inline __m256 load8(DType d, const uint8_t* row, int64_t k) {
   return _mm256_cvtph_ps(h);
 }
 
+// 8 consecutive int8 weights of row r from column k (k a multiple of 8, so
+// all 8 share one scale), dequantized to fp32.
+inline __m256 load8_q8(const Weight& W, int64_t r, int64_t k) {
+  const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(W.row_ptr(r) + k));
+  const __m256 d = _mm256_set1_ps(_cvtsh_ss(W.row_scales(r)[k / kQ8Block]));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+}
+
 // In-register transpose of an 8×8 fp32 block (r[i]: row i, afterwards column i).
 inline void transpose8(__m256 r[8]) {
   __m256 t[8], u[8];
@@ -56,7 +64,14 @@ struct Avx2 {
       int64_t k = 0;
       for (; k + 16 <= K; k += 16) {
         _mm_prefetch(reinterpret_cast<const char*>(w) + (k + kPrefetchElems) * dtype_size(D), _MM_HINT_T0);
-        const __m256 w0 = load8(D, w, k), w1 = load8(D, w, k + 8);
+        __m256 w0, w1;
+        if constexpr (D == DType::I8) {  // 16 columns from a multiple of 16: one scale
+          w0 = load8_q8(W, n, k);
+          w1 = load8_q8(W, n, k + 8);
+        } else {
+          w0 = load8(D, w, k);
+          w1 = load8(D, w, k + 8);
+        }
         for (int m = 0; m < M; ++m) {
           acc[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * K + k), acc[m]);
           acc2[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + m * K + k + 8), acc2[m]);
@@ -72,7 +87,9 @@ struct Avx2 {
         out[m] = _mm_cvtss_f32(h);
       }
       for (; k < K; ++k) {
-        const float wv = load_f32(D, w, k);
+        float wv;
+        if constexpr (D == DType::I8) wv = weight_at(W, n, k);
+        else wv = load_f32(D, w, k);
         for (int m = 0; m < M; ++m) out[m] += wv * x[m * K + k];
       }
       const float b = bias ? bias[n] : 0.f;
@@ -114,7 +131,10 @@ struct Avx2 {
       for (; k + 8 <= kc; k += 8)
         for (int h = 0; h < 2; ++h) {
           __m256 r[8];
-          for (int j = 0; j < 8; ++j) r[j] = load8(d, W.row_ptr(n0 + h * 8 + j), k0 + k);
+          if (d == DType::I8)  // k0 + k is a multiple of 8: 8 columns share a scale
+            for (int j = 0; j < 8; ++j) r[j] = load8_q8(W, n0 + h * 8 + j, k0 + k);
+          else
+            for (int j = 0; j < 8; ++j) r[j] = load8(d, W.row_ptr(n0 + h * 8 + j), k0 + k);
           transpose8(r);
           for (int t = 0; t < 8; ++t) _mm256_store_ps(dst + (k + t) * NR + h * 8, r[t]);
         }

@@ -35,7 +35,7 @@ void matmul_xw(const float* x, int64_t M, const Weight& W, float* y) {
       for (int64_t c = c0; c < c1; ++c) y[m * I + c] = 0.f;
     if (nc > 0) {
       for (int64_t d = 0; d < D; ++d) {
-        convert_to_f32(W.dtype, W.row_ptr(d) + c0 * W.elem_size(), row.data(), nc);
+        weight_row_f32(W, d, c0, nc, row.data());
         for (int64_t m = 0; m < M; ++m) {
           const float a = x[m * D + d];
           float* yr = y + m * I + c0;

@@ -32,7 +32,8 @@ constexpr int64_t kGemvMaxRows = 8;
 // GEMV: y[M, N] = x[M, K] · Wᵀ (+ bias) for M ≤ kGemvMaxRows, reading the
 // stored dtype directly. Threads take contiguous bands of W's rows, so each
 // streams its share of the weight once. T::template rows<D, M>(x, W, bias, y,
-// n0, n1) computes the band [n0, n1) for all M rows.
+// n0, n1) computes the band [n0, n1) for all M rows. Int8 weights (D = I8)
+// carry per-block scales (tensor/weight.h).
 template <class T, DType D>
 void gemv_band(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int64_t n0, int64_t n1) {
   switch (M) {
@@ -57,6 +58,7 @@ void gemv_banded(const float* x, int64_t M, const Weight& W, const float* bias, 
     switch (W.dtype) {
       case DType::F32: gemv_band<T, DType::F32>(x, M, W, bias, y, n0, n1); break;
       case DType::BF16: gemv_band<T, DType::BF16>(x, M, W, bias, y, n0, n1); break;
+      case DType::I8: gemv_band<T, DType::I8>(x, M, W, bias, y, n0, n1); break;
       default: gemv_band<T, DType::F16>(x, M, W, bias, y, n0, n1); break;
     }
   }
@@ -100,7 +102,10 @@ template <int NR>
 void pack_w_scalar(const Weight& W, int64_t n0, int64_t rows, int64_t k0, int64_t k_from, int64_t kc, float* dst) {
   for (int64_t j = 0; j < NR; ++j) {
     const uint8_t* row = j < rows ? W.row_ptr(n0 + j) : nullptr;
-    for (int64_t k = k_from; k < kc; ++k) dst[k * NR + j] = row ? load_f32(W.dtype, row, k0 + k) : 0.f;
+    if (row && W.dtype == DType::I8)
+      for (int64_t k = k_from; k < kc; ++k) dst[k * NR + j] = weight_at(W, n0 + j, k0 + k);
+    else
+      for (int64_t k = k_from; k < kc; ++k) dst[k * NR + j] = row ? load_f32(W.dtype, row, k0 + k) : 0.f;
   }
 }
 

@@ -40,9 +40,7 @@ void LinearW::operator()(const float* x, int64_t M, float* y) const {
 
 LinearW slice_rows(const LinearW& fused, int64_t r0, int64_t n) {
   LinearW l;
-  l.w = fused.w;
-  l.w.data = fused.w.row_ptr(r0);
-  l.w.rows = n;
+  l.w = fused.w.slice_rows(r0, n);
   if (!fused.b.empty()) l.b.assign(fused.b.begin() + r0, fused.b.begin() + r0 + n);
   return l;
 }

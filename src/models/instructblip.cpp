@@ -166,7 +166,7 @@ std::vector<float> InstructBlipModel::qformer(const std::vector<float>& image_em
     if (ids[i] < 0 || ids[i] >= word_emb_.rows)
       fail("Q-Former token id ", ids[i], " is outside its vocabulary (", word_emb_.rows, ")");
     float* row = x.data() + (Q + i) * H;
-    convert_to_f32(word_emb_.dtype, word_emb_.row_ptr(ids[i]), row, H);
+    weight_row_f32(word_emb_, ids[i], 0, H, row);
     add_inplace(row, pos_emb_.data() + i * H, H);
   }
   layer_norm(x.data(), emb_ln_.w.data(), emb_ln_.b.data(), q_eps_, n, H, x.data());

@@ -1,5 +1,6 @@
 #include "models/layout.h"
 
+#include "models/quantize.h"
 #include "tensor/weight.h"
 
 namespace mmn {
@@ -20,7 +21,15 @@ void walk_rms_norm(LayoutWalk& w, const std::string& name, std::vector<float>& s
 }
 
 void LoadWalk::matrix(const TensorDesc& t, Weight& w) {
-  if (t.used) w = Weight::from(ck_.get(t.name, t.shape));
+  if (!t.used) return;
+  const TensorRef& ref = ck_.get(t.name, t.shape);
+  const std::string scale = t.name + kQ8ScaleSuffix;
+  if (!ck_.has(scale)) {
+    w = Weight::from(ref);  // an int8 tensor without scales fails there
+    return;
+  }
+  check_quantization(ck_, ref);
+  w = Weight::quantized(ref, ck_.get(scale));
 }
 
 void LoadWalk::vector(const TensorDesc& t, std::vector<float>& v) {

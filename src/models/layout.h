@@ -35,6 +35,7 @@ struct TensorDesc {
   bool residual = false;       // Weight: writes into a residual stream (out_proj, o_proj, down_proj, fc2)
   int depth = 0;               // residual Weight: layers of its stack (initialisation scale)
   bool used = true;            // false: the layout stores it but the model never reads it
+  bool unembedding = false;    // Weight: the language model's lm_head (never quantized)
 };
 
 class LayoutWalk {
@@ -60,6 +61,8 @@ void walk_rms_norm(LayoutWalk& w, const std::string& name, std::vector<float>& s
 
 // Binds every used tensor to the checkpoint's (a view for matrices, an fp32
 // copy for vectors); a missing tensor or another shape is an error naming the file.
+// A matrix NAME with a scale tensor NAME_scale is an int8 weight of a
+// quantized checkpoint (models/quantize.h), checked against its metadata.
 class LoadWalk : public LayoutWalk {
  public:
   explicit LoadWalk(const SafetensorsCheckpoint& ck) : ck_(ck) {}

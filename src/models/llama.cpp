@@ -91,14 +91,18 @@ void LlamaDecoder::walk(LayoutWalk& w) {
   }
   walk_rms_norm(w, prefix + "norm", norm_, D);
   if (tie_lm_head_) lm_head_ = embed_;
-  else w.matrix({names_->lm_head, {c.vocab, D}, TensorRole::Weight, D}, lm_head_);
+  else {
+    TensorDesc t{names_->lm_head, {c.vocab, D}, TensorRole::Weight, D};
+    t.unembedding = true;
+    w.matrix(t, lm_head_);
+  }
 }
 
 void LlamaDecoder::embed(const int32_t* ids, int64_t n, float* out) const {
   const int64_t D = cfg_.hidden;
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= embed_.rows) fail("token id ", ids[i], " is outside the vocabulary (", embed_.rows, ")");
-    convert_to_f32(embed_.dtype, embed_.row_ptr(ids[i]), out + i * D, D);
+    weight_row_f32(embed_, ids[i], 0, D, out + i * D);
   }
 }
 

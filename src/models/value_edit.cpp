@@ -7,6 +7,7 @@
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "kernels/convert.h"
+#include "models/quantize.h"
 #include "util/error.h"
 
 namespace mmn {
@@ -24,6 +25,7 @@ std::vector<uint8_t> read_value_column(const VisionLanguageModel& model, NeuronR
 
 ValueEdit make_value_edit(const VisionLanguageModel& model, const std::vector<NeuronRef>& neurons,
                           const std::vector<float>& new_columns, json info) {
+  refuse_quantized(model, "edit");
   const LlamaDecoder& dec = model.decoder();
   const LlamaConfig& c = dec.config();
   const int64_t D = c.hidden;

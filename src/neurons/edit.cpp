@@ -9,6 +9,7 @@
 #include "io/image.h"
 #include "kernels/convert.h"
 #include "models/generate.h"
+#include "models/quantize.h"
 #include "neurons/random_neurons.h"
 #include "neurons/score.h"
 #include "util/error.h"
@@ -138,7 +139,7 @@ std::vector<double> solve_spd(std::vector<double> A, std::vector<double> b, int6
 
 std::vector<float> unembed_row(const LlamaDecoder& dec, int32_t t) {
   std::vector<float> u(static_cast<size_t>(dec.config().hidden));
-  convert_to_f32(dec.lm_head().dtype, dec.lm_head().row_ptr(t), u.data(), dec.config().hidden);
+  weight_row_f32(dec.lm_head(), t, 0, dec.config().hidden, u.data());
   return u;
 }
 
@@ -188,6 +189,9 @@ EditOutcome judge_edit(const VisionLanguageModel& model, const std::vector<Capti
 
 ValueEdit build_edit(const VisionLanguageModel& model, const std::vector<std::string>& edit_images,
                      const std::vector<std::string>& locality_images, const EditOptions& opt) {
+  // An edit is stored as the checkpoint's own value-vector bytes; int8 columns
+  // with per-block scales shared across neurons cannot hold an exact delta.
+  refuse_quantized(model, "edit");
   const LlamaDecoder& dec = model.decoder();
   const LlamaConfig& cfg = dec.config();
   const int L = cfg.n_layers;

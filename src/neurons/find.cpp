@@ -142,7 +142,7 @@ ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode m
     const int64_t w = std::min(block, D - d0);
     cols.assign(static_cast<size_t>(w * V), 0.f);
     for (int64_t t = 0; t < V; ++t) {
-      convert_to_f32(U.dtype, U.row_ptr(t), row.data(), D);
+      weight_row_f32(U, t, 0, D, row.data());
       for (int64_t d = 0; d < w; ++d) cols[d * V + t] = row[d0 + d];
     }
     for (int64_t d = 0; d < w; ++d) {
@@ -153,7 +153,7 @@ ExplanationVocab explanation_vocab(const VisionLanguageModel& model, VocabMode m
   }
   std::vector<double> dist(V), norm(V);
   for (int64_t t = 0; t < V; ++t) {
-    convert_to_f32(U.dtype, U.row_ptr(t), row.data(), D);
+    weight_row_f32(U, t, 0, D, row.data());
     double dd = 0, nn = 0;
     for (int64_t d = 0; d < D; ++d) {
       dd += (double(row[d]) - median[d]) * (double(row[d]) - median[d]);
@@ -205,7 +205,7 @@ std::vector<std::vector<int32_t>> Explainer::explain(const std::vector<std::pair
     for (int64_t j = 0; j < m; ++j) {
       const auto [layer, unit] = todo[c0 + j];
       const Weight& W = dec.layer(layer).down.w;  // [D, I]: the value vector is a column
-      for (int64_t d = 0; d < D; ++d) convert_to_f32(W.dtype, W.row_ptr(d) + unit * W.elem_size(), &cols[j * D + d], 1);
+      weight_column_f32(W, unit, &cols[j * D]);  // dequantized when W is int8
     }
     linear(cols.data(), m, U, nullptr, logits.data());
     for (int64_t j = 0; j < m; ++j) {
@@ -355,10 +355,7 @@ std::vector<float> neuron_image_maps(const VisionLanguageModel& model, const Ima
   for (size_t n = 0; n < neurons.size(); ++n) {
     const LlamaLayer& Lr = dec.layer(neurons[n].layer);
     const float* h = r.image_ffn_inputs.data() + neurons[n].layer * P * D;
-    Weight wg = Lr.gate.w, wu = Lr.up.w;
-    wg.data = wg.row_ptr(neurons[n].unit);
-    wu.data = wu.row_ptr(neurons[n].unit);
-    wg.rows = wu.rows = 1;
+    const Weight wg = Lr.gate.w.slice_rows(neurons[n].unit, 1), wu = Lr.up.w.slice_rows(neurons[n].unit, 1);
     linear(h, P, wg, nullptr, g.data());
     silu_inplace(g.data(), P);
     if (v == ActivationVariant::SwiGLU) {

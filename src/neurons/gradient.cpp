@@ -36,7 +36,7 @@ void visit_mlp_gradients(const VisionLanguageModel& model, const PromptInputs& i
 
   // y = U[t] · rms(x_last): dy/dx_last through the final RMSNorm.
   std::vector<float> u(D), dx(rows * D, 0.f);
-  convert_to_f32(dec.lm_head().dtype, dec.lm_head().row_ptr(generated[step]), u.data(), D);
+  weight_row_f32(dec.lm_head(), generated[step], 0, D, u.data());
   rms_norm_backward(x.data() + (rows - 1) * D, dec.final_norm_weight().data(), c.rms_eps, 1, D, u.data(),
                     dx.data() + (rows - 1) * D, nullptr);
 

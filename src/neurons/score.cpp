@@ -16,7 +16,7 @@ std::vector<std::vector<float>> token_unembed_proj(const LlamaDecoder& dec, cons
   std::vector<float> u(T * D);
   for (int64_t t = 0; t < T; ++t) {
     if (tokens[t] < 0 || tokens[t] >= dec.lm_head().rows) fail("token id ", tokens[t], " is outside the vocabulary");
-    convert_to_f32(dec.lm_head().dtype, dec.lm_head().row_ptr(tokens[t]), u.data() + t * D, D);
+    weight_row_f32(dec.lm_head(), tokens[t], 0, D, u.data() + t * D);
     if (fold_norm_gain)
       for (int64_t d = 0; d < D; ++d) u[t * D + d] *= dec.final_norm_weight()[d];
   }
@@ -49,9 +49,7 @@ std::vector<std::pair<int32_t, float>> logit_lens(const LlamaDecoder& dec, int l
   const LlamaConfig& c = dec.config();
   const Weight& W = dec.layer(layer).down.w;  // [D, I]
   std::vector<float> col(c.hidden);
-  for (int64_t d = 0; d < c.hidden; ++d) {
-    convert_to_f32(W.dtype, W.row_ptr(d) + unit * W.elem_size(), &col[d], 1);
-  }
+  weight_column_f32(W, unit, col.data());  // dequantized when W is int8
   Weight U = dec.lm_head();
   U.rows = std::min<int64_t>(U.rows, vocab_limit);
   std::vector<float> logits(U.rows);
