@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "io/atomic_file.h"
@@ -127,19 +128,23 @@ TEST(ComputeBf16, RoundsToNearestEven) {
   REQUIRE_BF16();
   // 1 + 2⁻⁸ lies halfway between bf16 1 and 1 + 2⁻⁷: nearest even is 1. 1 + 3·2⁻⁸
   // lies halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: nearest even is 1 + 2⁻⁶. Truncation
-  // would give 1 + 2⁻⁷ for the second.
-  const int64_t M = 9, K = 2;
-  for (DType d : {DType::F32, DType::BF16}) {
-    const float halfway[2] = {1.f + 1.f / 256, 1.f + 3.f / 256};
-    std::vector<float> x(static_cast<size_t>(M * K));
-    for (int64_t m = 0; m < M; ++m) x[m * K] = halfway[m % 2], x[m * K + 1] = 0.f;
-    const float w_f32[2] = {1.f, 0.f};
-    const uint16_t w_bf16[2] = {f32_to_bf16(1.f), 0};
-    const Weight w{d, 1, K, d == DType::F32 ? static_cast<const void*>(w_f32) : w_bf16};
-    std::vector<float> y(static_cast<size_t>(M));
-    gemm_xwt_bf16(x.data(), M, w, nullptr, y.data());
-    for (int64_t m = 0; m < M; ++m) EXPECT_EQ(y[m], m % 2 ? 1.f + 1.f / 64 : 1.f) << dtype_name(d) << " row " << m;
-  }
+  // would give 1 + 2⁻⁷ for the second. K = 2 packs x element by element, K = 34
+  // with the vector conversion (32 at a time).
+  const int64_t M = 9;
+  for (int64_t K : {2, 34})
+    for (DType d : {DType::F32, DType::BF16}) {
+      const float halfway[2] = {1.f + 1.f / 256, 1.f + 3.f / 256};
+      std::vector<float> x(static_cast<size_t>(M * K), 0.f), w_f32(static_cast<size_t>(K), 0.f);
+      for (int64_t m = 0; m < M; ++m) x[m * K] = halfway[m % 2];
+      w_f32[0] = 1.f;
+      std::vector<uint16_t> w_bf16(static_cast<size_t>(K));
+      convert_from_f32(DType::BF16, w_f32.data(), w_bf16.data(), K);
+      const Weight w{d, 1, K, d == DType::F32 ? static_cast<const void*>(w_f32.data()) : w_bf16.data()};
+      std::vector<float> y(static_cast<size_t>(M));
+      gemm_xwt_bf16(x.data(), M, w, nullptr, y.data());
+      for (int64_t m = 0; m < M; ++m)
+        EXPECT_EQ(y[m], m % 2 ? 1.f + 1.f / 64 : 1.f) << dtype_name(d) << " K=" << K << " row " << m;
+    }
 }
 
 TEST(ComputeBf16, GemmDoesNotDependOnThreadCount) {
@@ -222,17 +227,18 @@ TEST(ComputeBf16, FallsBackToExactWithOneLineWhereUnavailable) {
   const std::string log_exact = caption_dump("exact", exact, "MMN_ISA=avx2 ");
   const std::string log = caption_dump("bf16", fallback, "MMN_ISA=avx2 ");
   ASSERT_FALSE(testing::Test::HasFailure());
-  // The exact run's log plus one line naming the option and the fallback.
-  std::string extra = log;
-  for (size_t p; (p = extra.find("--compute bf16")) != std::string::npos;) {
-    const size_t b = extra.rfind('\n', p), e = extra.find('\n', p);
-    EXPECT_NE(extra.substr(b == std::string::npos ? 0 : b, e - b).find("running the exact path"), std::string::npos)
-        << log;
-    extra.erase(b == std::string::npos ? 0 : b + 1, e - (b == std::string::npos ? 0 : b + 1) + 1);
-    EXPECT_EQ(extra.find("--compute bf16"), std::string::npos) << "more than one line:\n" << log;
-    break;
-  }
-  EXPECT_NE(log.size(), extra.size()) << "no line about the fallback:\n" << log;
+  // Exactly one line names the option, and says the exact path runs; the exact run has none.
+  auto lines_naming = [](const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream is(text);
+    for (std::string line; std::getline(is, line);)
+      if (line.find("--compute bf16") != std::string::npos) v.push_back(line);
+    return v;
+  };
+  const std::vector<std::string> named = lines_naming(log);
+  ASSERT_EQ(named.size(), 1u) << log;
+  EXPECT_NE(named[0].find("running the exact path"), std::string::npos) << named[0];
+  EXPECT_TRUE(lines_naming(log_exact).empty()) << log_exact;
   EXPECT_EQ(max_abs_diff(exact / "logits_steps.npy", fallback / "logits_steps.npy"), 0.0);
   fs::remove_all(exact);
   fs::remove_all(fallback);
@@ -255,6 +261,22 @@ TEST(ComputeBf16, BundledModelLogitsCloseToExact) {
   EXPECT_GT(err, 0.0) << "bf16 changed nothing: the bf16 GEMM did not run";
   fs::remove_all(exact);
   fs::remove_all(bf16);
+}
+
+TEST(ComputeBf16, FindRecordsTheModeAndRefusesToResumeInAnother) {
+  REQUIRE_BF16();
+  const fs::path out = temp_dir("bf16-find-resume");
+  const std::string base = binary() + " find --image " +
+                           (fs::path(MMN_SOURCE_DIR) / "assets" / "scenes" / "images" / "000001.png").string() +
+                           " --out " + out.string() + " --top-k 10 --quiet --compute ";
+  std::string log;
+  ASSERT_EQ(run_cmd(base + "bf16", &log), 0) << log;
+  const nlohmann::json run = nlohmann::json::parse(read_file((out / "run.json").string()));
+  EXPECT_EQ(run["options"]["compute"], "bf16");
+  EXPECT_EQ(run_cmd(base + "bf16", &log), 0) << "resuming in the same mode: " << log;
+  EXPECT_NE(run_cmd(base + "exact", &log), 0) << log;
+  EXPECT_NE(log.find("different options"), std::string::npos) << log;
+  fs::remove_all(out);
 }
 
 // ---- Agreement with the exact path on the golden tiny models ---------------
