@@ -4,8 +4,9 @@
 // gate/up and down projections) and the CLIP ViT-L/14 shapes of the vision
 // tower, our exact kernels for every instruction set the CPU has (bf16
 // weights, converted while packing), the generic path (bf16 tiles converted,
-// then OpenBLAS), OpenBLAS sgemm on fp32 weights and oneDNN's fp32 matmul.
-// Medians of --reps runs; every rate is also given as a share of the peak.
+// then OpenBLAS), the bf16 compute path (--compute bf16, where the CPU has
+// AVX-512 BF16), OpenBLAS sgemm on fp32 weights and oneDNN's fp32 matmul.
+// Medians of --reps runs; every rate is also given as a share of both peaks.
 //
 //   ./build/bench/bench_gemm [--threads N] [--reps R] [--m M]
 #include <cblas.h>
@@ -129,7 +130,8 @@ int main(int argc, char** argv) {
                            : isa_supported(Isa::Avx2) ? peak(fma_loop_avx2, T, reps)
                                                       : 0;
   std::printf("fp32 FMA peak: %.1f GFLOP/s\n", fp32_peak / 1e9);
-  if (cf.avx512_bf16) std::printf("bf16 dot-product peak (vdpbf16ps): %.1f GFLOP/s\n", peak(dpbf16_loop, T, reps) / 1e9);
+  const double bf16_peak = cf.avx512_bf16 ? peak(dpbf16_loop, T, reps) : 0;
+  if (cf.avx512_bf16) std::printf("bf16 dot-product peak (vdpbf16ps): %.1f GFLOP/s\n", bf16_peak / 1e9);
   else std::printf("bf16 dot-product peak: the CPU does not report AVX-512 BF16\n");
 
   const Shape shapes[] = {{"7B q/o", m_llm, 4096, 4096},        {"7B gate/up", m_llm, 11008, 4096},
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
                           {"ViT-L fc1", m_vit, 4096, 1024},     {"ViT-L fc2", m_vit, 1024, 4096}};
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
-  std::printf("\n| shape | M×N×K | path | weights | median s | GFLOP/s | ÷ fp32 peak |\n|---|---|---|---|---|---|---|\n");
+  std::printf("\n| shape | M×N×K | path | weights | median s | GFLOP/s | ÷ fp32 peak | ÷ bf16 peak |\n"
+              "|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
     const double flops = 2.0 * s.M * s.N * s.K;
     std::vector<float> x(static_cast<size_t>(s.M * s.K)), w32(static_cast<size_t>(s.N * s.K)),
@@ -148,9 +151,10 @@ int main(int argc, char** argv) {
     convert_from_f32(DType::BF16, w32.data(), wb.data(), static_cast<int64_t>(w32.size()));
     const Weight Wb{DType::BF16, s.N, s.K, wb.data()};
     auto row = [&](const char* path, const char* wt, double sec) {
-      std::printf("| %s | %lld×%lld×%lld | %s | %s | %.4f | %.1f | %.2f |\n", s.name, static_cast<long long>(s.M),
-                  static_cast<long long>(s.N), static_cast<long long>(s.K), path, wt, sec, flops / sec / 1e9,
-                  fp32_peak > 0 ? flops / sec / fp32_peak : 0.0);
+      std::printf("| %s | %lld×%lld×%lld | %s | %s | %.4f | %.1f | %.2f | %.2f |\n", s.name,
+                  static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), path, wt, sec,
+                  flops / sec / 1e9, fp32_peak > 0 ? flops / sec / fp32_peak : 0.0,
+                  bf16_peak > 0 ? flops / sec / bf16_peak : 0.0);
       std::fflush(stdout);
     };
     for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Generic})
@@ -158,6 +162,9 @@ int main(int argc, char** argv) {
         const std::string path = std::string("mmneuron ") + isa_name(isa);
         row(path.c_str(), "bf16", time_median([&] { gemm_xwt(x.data(), s.M, Wb, nullptr, y.data(), isa); }, reps));
       }
+    // --compute bf16: x and W rounded to bf16, vdpbf16ps, fp32 sums.
+    if (gemm_bf16_supported())
+      row("mmneuron bf16 compute", "bf16", time_median([&] { gemm_xwt_bf16(x.data(), s.M, Wb, nullptr, y.data()); }, reps));
     openblas_set_num_threads(T);
     row("OpenBLAS sgemm", "fp32", time_median([&] {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.M, s.N, s.K, 1.f, x.data(), s.K, w32.data(), s.K,

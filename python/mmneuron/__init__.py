@@ -17,14 +17,15 @@ import warnings
 
 import numpy as np
 
-from ._core import Error, HookPoint, Tokenizer, __version__, heatmap_figure, load_image, num_threads, write_png
+from ._core import (Error, HookPoint, Tokenizer, __version__, compute_mode, heatmap_figure, load_image, num_threads,
+                    set_compute, write_png)
 from . import _core
 
 for _t in (Error, HookPoint, Tokenizer):
     _t.__module__ = __name__  # mmneuron.Error, not mmneuron._core.Error
 
 __all__ = ["load", "load_run", "Model", "Config", "ActivationCache", "Run", "Error", "HookPoint", "Tokenizer",
-           "load_image", "write_png", "heatmap_figure", "num_threads", "__version__"]
+           "load_image", "write_png", "heatmap_figure", "num_threads", "set_compute", "compute_mode", "__version__"]
 
 _QUERY = "Describe the image in few words."  # the CLI's defaults (PromptText)
 _PREFIX = "An image of"

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "kernels/compute.h"
 #include "kernels/threading.h"
 #include "model.h"
 #include "models/capture.h"
@@ -26,6 +27,21 @@ PYBIND11_MODULE(_core, m) {
   bind_model(m);
 
   m.def("num_threads", &mmn::num_threads, "Worker threads the engine uses (set by the first load: threads=)");
+  m.def(
+      "set_compute",
+      [](const std::string& mode) {
+        const mmn::Compute want = mmn::parse_compute(mode), got = mmn::set_compute(want);
+        if (got != want) {
+          const std::string msg = "mmneuron: compute='" + mode + "': " + mmn::bf16_unavailable_reason() +
+                                  "; running the exact path";
+          if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) throw py::error_already_set();
+        }
+        return std::string(mmn::compute_name(got));
+      },
+      py::arg("mode"),
+      "The CLI's --compute for this process: 'exact' or 'bf16'; returns the mode in effect (exact, with a "
+      "RuntimeWarning, where the CPU lacks AVX-512 BF16). Set it before running a model.");
+  m.def("compute_mode", [] { return std::string(mmn::compute_name(mmn::compute_mode())); });
   m.def("hook_names", &mmn::all_hook_names, py::arg("n_layers"),
         "Every hook point of a model with n_layers layers, in forward order");
   m.def(

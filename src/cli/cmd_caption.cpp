@@ -30,6 +30,7 @@ struct CaptionArgs {
   std::vector<std::string> hooks, edits;
   int max_new_tokens = 50;
   int threads = 0;
+  std::string compute = "exact";
   bool json = false, quiet = false;
 };
 
@@ -88,6 +89,7 @@ void write_dump(const std::string& dir, const VisionLanguageModel& model, const 
 void run_caption(const CaptionArgs& a) {
   using clock = std::chrono::steady_clock;
   init_threads(a.threads);
+  init_compute(a.compute);
   auto t0 = clock::now();
   std::unique_ptr<VisionLanguageModel> model = load_cli_model(a.model, a.vision_tower);
   const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
@@ -184,6 +186,7 @@ void register_caption(CLI::App& app) {
   cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
   cmd->add_option("--hook-dir", a->hook_dir, "Directory for --hook arrays (default: the --dump directory)");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] { run_caption(*a); });
 }
 

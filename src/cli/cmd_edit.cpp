@@ -29,6 +29,7 @@ void register_edit(CLI::App& app) {
     EditOptions opt;
     bool force = false, quiet = false, random_control = false;
     int threads = 0;
+    std::string compute = "exact";
     // export / revert
     std::string edit, target_model, sub_out;
     bool sub_force = false;
@@ -70,6 +71,7 @@ void register_edit(CLI::App& app) {
   cmd->add_flag("--force", a->force, "Overwrite an existing edit");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
 
   CLI::App* exp = cmd->add_subcommand("export", "Write the edited model as a complete checkpoint in the source's layout");
   exp->add_option("--edit", a->edit, "Edit directory")->required();
@@ -99,6 +101,7 @@ void register_edit(CLI::App& app) {
   cmd->callback([a, exp, rev] {
     if (exp->parsed() || rev->parsed()) return;
     init_threads(a->threads);
+    init_compute(a->compute);
     if (a->from.empty()) fail_usage("edit: --from is required");
     if (a->out.empty()) fail_usage("edit: --out is required");
     if (a->locality_dir.empty()) fail_usage("edit: --locality-images is required");

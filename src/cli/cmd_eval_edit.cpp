@@ -151,6 +151,7 @@ void register_eval_edit(CLI::App& app) {
     std::vector<std::string> edits;
     bool json_out = false, quiet = false;
     int threads = 0;
+    std::string compute = "exact";
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("eval-edit", "Success, generality, locality and leak of an edit on held-out images");
@@ -163,8 +164,10 @@ void register_eval_edit(CLI::App& app) {
   cmd->add_flag("--json", a->json_out, "Print one JSON object instead of a table");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] {
     init_threads(a->threads);
+    init_compute(a->compute);
     std::vector<ValueEdit> edits;
     for (auto& d : a->edits) edits.push_back(load_value_edit(d));
     const ValueEdit& e = edits[0];

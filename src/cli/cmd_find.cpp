@@ -35,6 +35,7 @@ struct FindArgs {
   std::vector<std::string> images, edits;
   int64_t top_k = 1000, report = 100, start = 0, end = -1;
   int max_new_tokens = 50, threads = 0, random_baseline = 0;
+  std::string compute = "exact";
   int64_t shuffle_seed = -1;
   bool heatmaps = false, fold_norm_gain = false, gradient_baseline = false, quiet = false, force = false;
   std::string query = PromptText{}.query, prefix = PromptText{}.prefix;
@@ -91,6 +92,7 @@ std::string why_nothing_ranked(const ImageFindResult& r, const FindOptions& opt)
 
 void run_find(const FindArgs& a) {
   init_threads(a.threads);
+  init_compute(a.compute);
   const int sources = !a.images.empty() + !a.images_dir.empty() + !a.dataset.empty();
   if (sources != 1) fail_usage("give exactly one of --image, --images or --dataset");
   int shard_i = 0, shard_n = 1;
@@ -282,6 +284,7 @@ void register_find(CLI::App& app) {
   cmd->add_option("--edit", a->edits, "Apply this knowledge edit at run time (repeatable: edits compose)");
   cmd->add_flag("--quiet", a->quiet, "No progress bar, per-image summaries or timings");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] { run_find(*a); });
 }
 

@@ -82,6 +82,7 @@ void register_groundtruth(CLI::App& app) {
     GroundTruthOptions opt;
     bool no_gradient = false, force = false, quiet = false;
     int threads = 0;
+    std::string compute = "exact";
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -105,11 +106,13 @@ void register_groundtruth(CLI::App& app) {
   cmd->add_flag("--force", a->force, "Overwrite the --json file");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] {
     // Check everything cheap before the model loads (the numbers: by the parser).
     if (!a->json_out.empty() && !a->force && std::filesystem::exists(a->json_out))
       fail(a->json_out, ": already exists (use --force to overwrite)");
     init_threads(a->threads);
+    init_compute(a->compute);
     a->opt.activation = parse_activation_variant(a->activation);
     a->opt.gradient = !a->no_gradient;
     a->opt.show_progress = !a->quiet;

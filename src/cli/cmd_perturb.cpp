@@ -70,6 +70,7 @@ void register_perturb(CLI::App& app) {
     std::vector<std::string> edits;
     bool zero = false, no_reuse = false, force = false, quiet = false;
     int draws = 5, threads = 0;
+    std::string compute = "exact";
     int64_t max_images = 0;
     uint64_t seed = 0;
   };
@@ -100,9 +101,11 @@ void register_perturb(CLI::App& app) {
   cmd->add_flag("--force", a->force, "Overwrite an existing output file");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] {
     namespace fs = std::filesystem;
     init_threads(a->threads);
+    init_compute(a->compute);
     PerturbOptions opt;
     opt.tops = parse_list<int>(a->tops, "--top");
     if (!a->sigmas.empty()) opt.sigmas = parse_list<float>(a->sigmas, "--sigma");

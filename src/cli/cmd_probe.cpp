@@ -71,6 +71,7 @@ void register_probe(CLI::App& app) {
     std::string model, json_out, activation = "swiglu";
     ProbeOptions opt;
     int threads = 0;
+    std::string compute = "exact";
     bool json_stdout = false, force = false;
   };
   auto a = std::make_shared<Args>();
@@ -92,8 +93,10 @@ void register_probe(CLI::App& app) {
   cmd->add_option("--out", a->json_out, "Also write the JSON report to this file");
   cmd->add_flag("--force", a->force, "Overwrite --out");
   add_threads_option(cmd, a->threads);
+  add_compute_option(cmd, a->compute);
   cmd->callback([a] {
     init_threads(a->threads);
+    init_compute(a->compute);
     a->opt.activation = parse_activation_variant(a->activation);
     if (!a->json_out.empty() && std::filesystem::exists(a->json_out) && !a->force)
       fail(a->json_out, ": exists; pass --force to overwrite it");

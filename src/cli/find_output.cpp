@@ -7,6 +7,7 @@
 #include "io/image.h"
 #include "io/npy.h"
 #include "io/npz.h"
+#include "kernels/compute.h"
 #include "models/generate.h"
 #include "neurons/heatmap.h"
 #include "neurons/find_result.h"
@@ -39,7 +40,9 @@ RunInfo make_run_info(const VisionLanguageModel& model, const FindOptions& opt, 
             {"max_new_tokens", opt.max_new_tokens},
             {"query", opt.prompt.query},
             {"prefix", opt.prompt.prefix},
-            {"explain_tokens", opt.explain_tokens}};
+            {"explain_tokens", opt.explain_tokens},
+            // The mode in effect (exact where bf16 fell back): runs of different modes must not be mixed.
+            {"compute", compute_name(compute_mode())}};
   const LlamaConfig& c = model.decoder().config();
   info.json = {{"tool", "mmneuron"},
                {"version", MMN_VERSION},
@@ -60,7 +63,10 @@ void check_or_write_run_json(const std::string& run_dir, const RunInfo& info, in
   json want = info.json;
   want["shard"] = std::to_string(shard_i) + "/" + std::to_string(shard_n);
   if (fs::exists(p)) {
-    const json have = read_run_json(run_dir);
+    json have = read_run_json(run_dir);
+    // Runs written before --compute existed were exact.
+    if (have.contains("options") && have["options"].is_object() && !have["options"].contains("compute"))
+      have["options"]["compute"] = compute_name(Compute::Exact);
     for (const char* key : {"model", "options", "shard"})
       if (!have.contains(key) || have[key] != want[key])
         fail(p.string(), ": this run was made with a different ", key, " (", have.value(key, json()).dump(),

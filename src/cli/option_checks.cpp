@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "util/progress.h"
+
 namespace mmn::cli {
 
 namespace {
@@ -127,6 +129,14 @@ CLI::Validator shard_spec() {
         return "";
       },
       "i/N");
+}
+
+Compute init_compute(const std::string& compute) {
+  const Compute want = parse_compute(compute), got = set_compute(want);
+  if (got != want)
+    log_warning("--compute " + std::string(compute_name(want)) + ": " + bf16_unavailable_reason() +
+                "; running the exact path");
+  return got;
 }
 
 }  // namespace mmn::cli

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/compute.h"
 #include "models/generate.h"
 
 namespace mmn::cli {
@@ -64,5 +65,19 @@ inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
       ->capture_default_str()
       ->check(int_range(0, kMaxThreads));
 }
+
+// --compute exact|bf16 (kernels/compute.h), the same on every command that runs the model.
+inline CLI::Option* add_compute_option(CLI::App* cmd, std::string& compute) {
+  return cmd
+      ->add_option("--compute", compute,
+                   "Prefill and vision-tower products: exact (fp32) or bf16 (inputs rounded to bf16, AVX-512 BF16 "
+                   "dot products, fp32 sums; decode, norms, softmax, attention and scores stay fp32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"exact", "bf16"}));
+}
+
+// Sets the process-wide compute mode from --compute. Where bf16 cannot run,
+// one warning line on stderr and the exact path. Returns the mode in effect.
+Compute init_compute(const std::string& compute);
 
 }  // namespace mmn::cli

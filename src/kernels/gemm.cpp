@@ -89,6 +89,15 @@ void gemm_xwt(const float* x, int64_t M, const Weight& W, const float* bias, flo
   gemm_xwt(x, M, W, bias, y, active_isa());
 }
 
+bool gemm_bf16_supported() { return cpu_features().avx512_bf16 && isa_supported(Isa::Avx512); }
+
+void gemm_xwt_bf16(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
+  init_threads();
+  if (!gemm_bf16_supported()) fail("internal: the bf16 GEMM requested on a CPU without AVX-512 BF16");
+  const int nt = static_cast<double>(M) * W.rows * W.cols < 1e6 ? 1 : num_threads();
+  gemm_detail::gemm_avx512bf16(x, M, W, bias, y, nt);
+}
+
 int64_t gemv_max_rows() { return gemm_detail::kGemvMaxRows; }
 
 void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y, Isa isa) {

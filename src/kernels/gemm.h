@@ -28,12 +28,20 @@ void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, flo
 void gemv_xwt(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
 int64_t gemv_max_rows();
 
+// The bf16 compute GEMM (--compute bf16, kernels/compute.h): x and W rounded
+// to bf16 (nearest even), AVX-512 BF16 dot products, fp32 accumulation; bias
+// added in fp32. Threads and thread-count independence as gemm_xwt. Only where
+// gemm_bf16_supported() (the CPU reports AVX-512 BF16 and AVX-512).
+bool gemm_bf16_supported();
+void gemm_xwt_bf16(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
+
 namespace gemm_detail {
 // Per instruction set (translation units compiled for it; call only when
 // isa_supported says so).
 void gemm_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemm_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx512(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
+void gemm_avx512bf16(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 void gemv_avx2(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads);
 // Int8 GEMV with x quantized to int8 per block of 32 and vpdpbusd dot
 // products (needs AVX-512 VNNI; see gemm_avx512.cpp): what gemv_xwt runs on

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/avx512_transpose.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul_drivers.h"
@@ -30,35 +31,6 @@ inline __m512 load16_q8(const Weight& W, int64_t r, int64_t k) {
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(W.row_ptr(r) + k));
   const __m512 d = _mm512_set1_ps(_cvtsh_ss(W.row_scales(r)[k / kQ8Block]));
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d);
-}
-
-// In-register transpose of a 16×16 fp32 block: r[i] holds row i, afterwards column i.
-// Pairs of rows interleave (unpack), then pairs of pairs (as 64-bit), then the
-// 128-bit lanes are gathered in two rounds of shuffle_f32x4.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int a = 0; a < 8; ++a) {
-    t[2 * a] = _mm512_unpacklo_ps(r[2 * a], r[2 * a + 1]);
-    t[2 * a + 1] = _mm512_unpackhi_ps(r[2 * a], r[2 * a + 1]);
-  }
-  // u[4g + c], lane L: column 4L + c of rows 4g..4g+3.
-  for (int g = 0; g < 4; ++g) {
-    const __m512d lo = _mm512_castps_pd(t[4 * g]), hi = _mm512_castps_pd(t[4 * g + 1]);
-    const __m512d lo2 = _mm512_castps_pd(t[4 * g + 2]), hi2 = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), w = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
-                 w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    r[c] = _mm512_shuffle_f32x4(v, v2, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v, v2, 0xdd);
-    r[4 + c] = _mm512_shuffle_f32x4(w, w2, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(w, w2, 0xdd);
-  }
 }
 
 // How far ahead of the current position the GEMV prefetches (elements).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/compute.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/threading.h"
@@ -13,6 +14,13 @@
 namespace mmn {
 
 void linear(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
+  // Decode stays exact under --compute bf16: the GEMV is bound by reading the
+  // weights, so bf16 products would buy no time, only error.
+  if (M > gemv_max_rows() && compute_mode() == Compute::Bf16) return gemm_xwt_bf16(x, M, W, bias, y);
+  linear_exact(x, M, W, bias, y);
+}
+
+void linear_exact(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
   init_threads();
   if (M <= 0) return;
   if (M <= gemv_max_rows()) return gemv_xwt(x, M, W, bias, y);

@@ -11,7 +11,11 @@
 namespace mmn {
 
 // y[M, W.rows] = x[M, W.cols] · Wᵀ (+ bias[W.rows] when non-null). x, y row-major, contiguous.
+// The model's products: bf16 for many rows under Compute::Bf16 (kernels/compute.h).
 void linear(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
+// The same, always fp32 whatever the compute mode (analysis such as the logit
+// lens of neuron explanations, which is not part of the model's forward).
+void linear_exact(const float* x, int64_t M, const Weight& W, const float* bias, float* y);
 
 // y[M, W.cols] = x[M, W.rows] · W. Used to project through a weight "backwards"
 // (e.g. W_downᵀ U[t] for scores).

@@ -109,12 +109,29 @@ void pack_w_scalar(const Weight& W, int64_t n0, int64_t rows, int64_t k0, int64_
   }
 }
 
-// Traits T: MR, NR; T::micro(kc, xp, wp, c, ldc, accumulate) for a full
+// Kernels that pack several k into one 4-byte element (bf16: a pair of k per
+// 32-bit word) say so with T::kPerElem and their own T::pack_x; the packed
+// depth of kc values of k is then ⌈kc / kPerElem⌉ elements.
+template <class T>
+constexpr int64_t k_per_elem() {
+  if constexpr (requires { T::kPerElem; }) return T::kPerElem;
+  else return 1;
+}
+template <class T>
+void pack_x_panel(const float* x, int64_t M, int64_t K, int64_t m0, int64_t k0, int64_t kc, float* dst) {
+  if constexpr (requires { T::pack_x(x, M, K, m0, k0, kc, dst); }) T::pack_x(x, M, K, m0, k0, kc, dst);
+  else pack_x<T::MR>(x, M, K, m0, k0, kc, dst);
+}
+
+// Traits T: MR, NR; T::micro(depth, xp, wp, c, ldc, accumulate) for a full
 // MR×NR tile; T::pack_w(W, n0, rows, k0, kc, dst) for one NR-column panel
-// [kc][NR] (columns past `rows` zero).
+// [depth][NR] (columns past `rows` zero); optionally kPerElem and pack_x (above).
 template <class T>
 void gemm_blocked(const float* x, int64_t M, const Weight& W, const float* bias, float* y, int threads) {
   constexpr int MR = T::MR, NR = T::NR;
+  constexpr int64_t KP = k_per_elem<T>();
+  static_assert(kKC % KP == 0, "K blocks must start on a packed element");
+  auto depth = [](int64_t kc) { return (kc + KP - 1) / KP; };
   const int64_t N = W.rows, K = W.cols;
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
@@ -124,9 +141,9 @@ void gemm_blocked(const float* x, int64_t M, const Weight& W, const float* bias,
   }
   const int64_t panels = (M + MR - 1) / MR, kblocks = (K + kKC - 1) / kKC, nblocks = (N + kNB - 1) / kNB;
   static thread_local Scratch xs;
-  float* xp = xs.get(static_cast<size_t>(panels * MR * K));
-  // Slab kb starts after kb full blocks; panel p of a slab of kc columns at p·kc·MR.
-  auto slab = [&](int64_t kb) { return xp + kb * kKC * panels * MR; };
+  float* xp = xs.get(static_cast<size_t>(panels * MR * depth(K)));
+  // Slab kb starts after kb full blocks; panel p of a slab of kc columns at p·depth(kc)·MR.
+  auto slab = [&](int64_t kb) { return xp + kb * depth(kKC) * panels * MR; };
   const int nt = static_cast<int>(std::min<int64_t>(threads, std::max(nblocks, panels)));
 #pragma omp parallel num_threads(nt)
   {
@@ -134,34 +151,34 @@ void gemm_blocked(const float* x, int64_t M, const Weight& W, const float* bias,
     for (int64_t p = 0; p < panels; ++p)
       for (int64_t kb = 0; kb < kblocks; ++kb) {
         const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0);
-        pack_x<MR>(x, M, K, p * MR, k0, kc, slab(kb) + p * kc * MR);
+        pack_x_panel<T>(x, M, K, p * MR, k0, kc, slab(kb) + p * depth(kc) * MR);
       }
     static thread_local Scratch ws;
-    float* wp = ws.get(static_cast<size_t>(kNB * kKC));
+    float* wp = ws.get(static_cast<size_t>(kNB * depth(kKC)));
     alignas(64) float tile[MR * NR];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t nb = 0; nb < nblocks; ++nb) {
       const int64_t n0 = nb * kNB, nw = std::min(kNB, N - n0), wpanels = (nw + NR - 1) / NR;
       for (int64_t kb = 0; kb < kblocks; ++kb) {
-        const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0);
+        const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0), kd = depth(kc);
         const bool acc = kb > 0;
         for (int64_t q = 0; q < wpanels; ++q)
-          T::pack_w(W, n0 + q * NR, std::min<int64_t>(NR, nw - q * NR), k0, kc, wp + q * kc * NR);
+          T::pack_w(W, n0 + q * NR, std::min<int64_t>(NR, nw - q * NR), k0, kc, wp + q * kd * NR);
         for (int64_t p = 0; p < panels; ++p) {
-          const float* xpp = slab(kb) + p * kc * MR;
+          const float* xpp = slab(kb) + p * kd * MR;
           const int64_t m0 = p * MR, mr = std::min<int64_t>(MR, M - m0);
           for (int64_t q = 0; q < wpanels; ++q) {
             const int64_t c0 = n0 + q * NR, nr = std::min<int64_t>(NR, nw - q * NR);
             float* c = y + m0 * N + c0;
             if (mr == MR && nr == NR) {
-              T::micro(kc, xpp, wp + q * kc * NR, c, N, acc);
+              T::micro(kd, xpp, wp + q * kd * NR, c, N, acc);
               continue;
             }
             // An edge tile: through a full-size tile, then only the valid part.
             if (acc)
               for (int64_t i = 0; i < MR; ++i)
                 for (int64_t j = 0; j < NR; ++j) tile[i * NR + j] = i < mr && j < nr ? c[i * N + j] : 0.f;
-            T::micro(kc, xpp, wp + q * kc * NR, tile, NR, acc);
+            T::micro(kd, xpp, wp + q * kd * NR, tile, NR, acc);
             for (int64_t i = 0; i < mr; ++i) std::memcpy(c + i * N, tile + i * NR, static_cast<size_t>(nr) * 4);
           }
         }

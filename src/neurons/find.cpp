@@ -207,7 +207,7 @@ std::vector<std::vector<int32_t>> Explainer::explain(const std::vector<std::pair
       const Weight& W = dec.layer(layer).down.w;  // [D, I]: the value vector is a column
       weight_column_f32(W, unit, &cols[j * D]);  // dequantized when W is int8
     }
-    linear(cols.data(), m, U, nullptr, logits.data());
+    linear_exact(cols.data(), m, U, nullptr, logits.data());  // explanations are scores: fp32 under any --compute
     for (int64_t j = 0; j < m; ++j) {
       const float* l = logits.data() + j * U.rows;
       std::vector<int32_t> idx = allowed_;

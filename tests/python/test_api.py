@@ -170,3 +170,25 @@ def test_threads_follow_the_cli_setting():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "1"
+
+
+def test_compute_mode_is_the_cli_setting(model, scene):
+    assert mmneuron.compute_mode() == "exact"
+    with pytest.raises(mmneuron.Error, match="fp16"):
+        mmneuron.set_compute("fp16")
+    exact = model.run_with_hooks(scene, max_new_tokens=4)
+    import warnings
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = mmneuron.set_compute("bf16")
+    try:
+        assert got == mmneuron.compute_mode()
+        assert (got == "exact") == (len(w) == 1)  # a warning exactly when bf16 cannot run here
+        bf16 = model.run_with_hooks(scene, max_new_tokens=4)
+        diff = np.abs(bf16["logits"] - exact["logits"]).max() / np.abs(exact["logits"]).max()
+        if got == "bf16":
+            assert 0 < diff < 0.01  # README "Speed": 0.2% on the bundled model
+        else:
+            assert diff == 0
+    finally:
+        assert mmneuron.set_compute("exact") == "exact"
