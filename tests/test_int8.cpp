@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "kernels/convert.h"
 #include "kernels/cpu_features.h"
+#include "kernel_reference.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "models/quantize.h"
@@ -51,29 +52,6 @@ Q8Weight make_q8(int64_t N, int64_t K, uint32_t seed) {
   o.deq.resize(f.size());
   for (int64_t n = 0; n < N; ++n) weight_row_f32(o.w, n, 0, K, &o.deq[n * K]);
   return o;
-}
-
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> v;
-  for (Isa i : {Isa::Generic, Isa::Avx2, Isa::Avx512})
-    if (isa_supported(i)) v.push_back(i);
-  return v;
-}
-
-// max |y − ref| / (Σ_k |x·w| + tiny) against a double-precision product with the dequantized weight.
-double relative_error(const std::vector<float>& x, const Q8Weight& w, const std::vector<float>& bias,
-                      const std::vector<float>& y, int64_t M, int64_t N, int64_t K) {
-  double worst = 0;
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double ref = bias.empty() ? 0 : bias[n], mag = bias.empty() ? 0 : std::fabs(bias[n]);
-      for (int64_t k = 0; k < K; ++k) {
-        ref += static_cast<double>(x[m * K + k]) * w.deq[n * K + k];
-        mag += std::fabs(static_cast<double>(x[m * K + k]) * w.deq[n * K + k]);
-      }
-      worst = std::max(worst, std::fabs(y[m * N + n] - ref) / (mag + 1e-30));
-    }
-  return worst;
 }
 
 const int64_t kShapes[][2] = {{1, 1}, {7, 5}, {33, 31}, {17, 32}, {31, 33}, {45, 70}, {19, 100}, {65, 300}, {33, 515}};
@@ -121,14 +99,14 @@ TEST(Int8, GemmAndGemvMatchReferenceOnOddShapes) {
         const double tol = 1e-6 + K * 1.2e-7;
         std::vector<float> y(static_cast<size_t>(M * N), NAN);
         gemm_xwt(x.data(), M, w.w, bias.data(), y.data(), isa);
-        EXPECT_LT(relative_error(x, w, bias, y, M, N, K), tol) << isa_name(isa) << " gemm M" << M << " N" << N << " K" << K;
+        EXPECT_LT(relative_error(x, w.deq, bias, y, M, N, K), tol) << isa_name(isa) << " gemm M" << M << " N" << N << " K" << K;
         if (M <= gemv_max_rows()) {
           std::fill(y.begin(), y.end(), NAN);
           // The exact GEMV of each family (gemv_xwt takes the VNNI one on
           // int8 where the CPU has it: tested against its own bound below).
           if (isa == Isa::Avx512) gemm_detail::gemv_avx512(x.data(), M, w.w, bias.data(), y.data(), 2);
           else gemv_xwt(x.data(), M, w.w, bias.data(), y.data(), isa);
-          EXPECT_LT(relative_error(x, w, bias, y, M, N, K), tol) << isa_name(isa) << " gemv M" << M << " N" << N << " K" << K;
+          EXPECT_LT(relative_error(x, w.deq, bias, y, M, N, K), tol) << isa_name(isa) << " gemv M" << M << " N" << N << " K" << K;
         }
       }
     }
@@ -262,7 +240,9 @@ int check_round_trip(const fs::path& orig_dir, const fs::path& quant_dir) {
   }
   EXPECT_EQ(b.tensors().size(), a.tensors().size() + quantized);
   for (const char* f : {"config.json", "tokenizer.model", "preprocessor_config.json"})
-    if (fs::exists(orig_dir / f)) EXPECT_EQ(read_file((orig_dir / f).string()), read_file((quant_dir / f).string())) << f;
+    if (fs::exists(orig_dir / f)) {
+      EXPECT_EQ(read_file((orig_dir / f).string()), read_file((quant_dir / f).string())) << f;
+    }
   return quantized;
 }
 

@@ -10,10 +10,12 @@
 
 #include "kernels/convert.h"
 #include "kernels/cpu_features.h"
+#include "kernel_reference.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 
 using namespace mmn;
+using namespace mmn::test;
 
 namespace {
 
@@ -38,35 +40,14 @@ StoredWeight make_weight(DType d, int64_t N, int64_t K, uint32_t seed) {
   return s;
 }
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> v;
-  for (Isa i : {Isa::Generic, Isa::Avx2, Isa::Avx512})
-    if (isa_supported(i)) v.push_back(i);
-  return v;
-}
-
-// max |y − ref| / (Σ_k |x||w| + tiny): rounding of fp32 sums, independent of scale.
-double relative_error(const std::vector<float>& x, const StoredWeight& w, const std::vector<float>& bias,
-                      const std::vector<float>& y, int64_t M, int64_t N, int64_t K) {
-  double worst = 0;
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double ref = bias.empty() ? 0 : bias[n], mag = bias.empty() ? 0 : std::fabs(bias[n]);
-      for (int64_t k = 0; k < K; ++k) {
-        ref += static_cast<double>(x[m * K + k]) * w.f32[n * K + k];
-        mag += std::fabs(static_cast<double>(x[m * K + k]) * w.f32[n * K + k]);
-      }
-      worst = std::max(worst, std::fabs(y[m * N + n] - ref) / (mag + 1e-30));
-    }
-  return worst;
-}
-
 }  // namespace
 
 TEST(Kernels, CpuFeaturesAreConsistent) {
   const CpuFeatures& c = cpu_features();
   EXPECT_TRUE(isa_supported(Isa::Generic));
-  if (isa_supported(Isa::Avx512)) EXPECT_TRUE(c.avx512f && c.avx512bw && c.fma);
+  if (isa_supported(Isa::Avx512)) {
+    EXPECT_TRUE(c.avx512f && c.avx512bw && c.fma);
+  }
   EXPECT_TRUE(isa_supported(active_isa()));
   EXPECT_FALSE(cpu_summary().empty());
   EXPECT_EQ(parse_isa("avx2"), Isa::Avx2);
@@ -90,11 +71,11 @@ TEST(Kernels, GemmMatchesReferenceOnOddShapes) {
           std::vector<float> y(static_cast<size_t>(M * N), NAN);
           gemm_xwt(x.data(), M, w.w, bias.data(), y.data(), isa);
           // fp32 sums of K terms: error ≲ K·2⁻²⁴ relative to Σ|x·w|.
-          EXPECT_LT(relative_error(x, w, bias, y, M, N, K), 1e-6 + K * 1.2e-7)
+          EXPECT_LT(relative_error(x, w.f32, bias, y, M, N, K), 1e-6 + K * 1.2e-7)
               << isa_name(isa) << " " << dtype_name(d) << " M=" << M << " N=" << N << " K=" << K;
           std::vector<float> y0(static_cast<size_t>(M * N), NAN);
           gemm_xwt(x.data(), M, w.w, nullptr, y0.data(), isa);
-          EXPECT_LT(relative_error(x, w, {}, y0, M, N, K), 1e-6 + K * 1.2e-7) << isa_name(isa) << " no bias";
+          EXPECT_LT(relative_error(x, w.f32, {}, y0, M, N, K), 1e-6 + K * 1.2e-7) << isa_name(isa) << " no bias";
         }
 }
 
@@ -143,7 +124,7 @@ TEST(Kernels, GemvMatchesReferenceForEveryRowCount) {
           for (size_t i = 0; i < bias.size(); ++i) bias[i] = std::cos(static_cast<float>(i));
           std::vector<float> y(static_cast<size_t>(M * N), NAN);
           gemv_xwt(x.data(), M, w.w, bias.data(), y.data(), isa);
-          EXPECT_LT(relative_error(x, w, bias, y, M, N, K), 1e-6 + K * 1.2e-7)
+          EXPECT_LT(relative_error(x, w.f32, bias, y, M, N, K), 1e-6 + K * 1.2e-7)
               << isa_name(isa) << " " << dtype_name(d) << " M=" << M << " N=" << N << " K=" << K;
         }
 }
