@@ -271,9 +271,13 @@ int main(int argc, char** argv) {
     const double ours_flops_s = prefill_flops / pre;
 
     // Decode streams every decoder weight and the lm_head once per token.
+    // Bytes per stored weight: int8 (quantize) carries one F16 scale per kQ8Block values.
+    auto weight_bytes = [](const Weight& w) {
+      return static_cast<double>(w.elem_size()) + (w.dtype == DType::I8 ? 2.0 / kQ8Block : 0.0);
+    };
     const Weight& dw = model->decoder().layer(0).down.w;
-    const double bytes_per_token =
-        c.n_layers * (2 * D * D + 2 * D * KV + 3 * D * I) * dw.elem_size() + D * c.vocab * dw.elem_size();
+    const double bytes_per_token = c.n_layers * (2 * D * D + 2 * D * KV + 3 * D * I) * weight_bytes(dw) +
+                                   D * c.vocab * weight_bytes(model->decoder().lm_head());
     const double bw = bandwidth_gbs(size_t{2} << 30, 5) * 1e9;
     const double bw_ck = checkpoint_read_gbs(model->checkpoint(), 3) * 1e9;
     const double dec_bytes_s = bytes_per_token / dec;
