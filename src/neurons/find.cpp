@@ -46,7 +46,7 @@ FindOptions find_options(const FindRequest& r, OptionSpelling spell) {
   opt.report = std::min(r.report, r.top_k);
   if (r.activation != "act" && r.activation != "swiglu")
     fail_usage(spell("activation"), ": expected act or swiglu, got '", r.activation, "'");
-  opt.activation = parse_activation_variant(r.activation);
+  opt.activation = r.activation == "swiglu" ? ActivationVariant::SwiGLU : ActivationVariant::Act;
   opt.fold_norm_gain = r.fold_norm_gain;
   if (r.method != "score" && r.method != "gradient")
     fail_usage(spell("method"), ": expected score or gradient, got '", r.method, "'");
