@@ -23,16 +23,6 @@ namespace mmn {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-size_t dtype_size(DType d) {
-  switch (d) {
-    case DType::F64: case DType::I64: return 8;
-    case DType::F32: case DType::I32: return 4;
-    case DType::F16: case DType::BF16: case DType::I16: return 2;
-    case DType::I8: case DType::U8: case DType::BOOL: return 1;
-  }
-  return 0;
-}
-
 const char* dtype_name(DType d) {
   switch (d) {
     case DType::F32: return "F32";
@@ -353,6 +343,19 @@ size_t SafetensorsCheckpoint::total_bytes() const {
   size_t n = 0;
   for (auto& m : maps_) n += m->size();
   return n;
+}
+
+void SafetensorsCheckpoint::release_pages(const TensorRef& t) const {
+  const auto* p = static_cast<const uint8_t*>(t.data);
+  for (const auto& m : maps_) {
+    if (!m->data() || p < m->data() || p + t.nbytes > m->data() + m->size()) continue;
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    // Only whole pages inside the tensor: its neighbours may still be in use.
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + t.nbytes) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    return;
+  }
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs,
