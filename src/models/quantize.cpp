@@ -128,6 +128,7 @@ QuantizeSummary quantize_checkpoint(const VisionLanguageModel& source, const Qua
       const TensorRef& t = *it->second;
       if (s.dtype != DType::I8) {
         if (std::fwrite(t.data, 1, t.nbytes, f) != t.nbytes) fail(dst.string(), ": write failed");
+        ck.release_pages(t);
         return;
       }
       const Weight w = Weight::from(t);
@@ -141,6 +142,7 @@ QuantizeSummary quantize_checkpoint(const VisionLanguageModel& source, const Qua
         if (std::fwrite(q.data(), 1, q.size(), f) != q.size()) fail(dst.string(), ": write failed");
         if (opt.progress && (r + 1) % 1024 == 0) opt.progress(done + (r + 1) * w.cols * w.elem_size(), total);
       }
+      ck.release_pages(t);  // read once: keep the RSS to what is being quantized
       done += t.nbytes;
       if (opt.progress) opt.progress(done, total);
     });
