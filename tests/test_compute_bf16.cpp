@@ -244,6 +244,20 @@ TEST(ComputeBf16, FallsBackToExactWithOneLineWhereUnavailable) {
   fs::remove_all(fallback);
 }
 
+TEST(ComputeBf16, UsageErrorPrintsOnlyTheErrorNotTheFallbackWarning) {
+  if (!isa_supported(Isa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU: " << cpu_summary();
+  // find with two image sources fails its usage check before any model loads.
+  std::string log;
+  const std::string img = (fs::path(MMN_SOURCE_DIR) / "assets" / "scenes" / "images" / "000001.png").string();
+  const std::string cmd = "MMN_ISA=avx2 " + binary() + " find --model " + bundled_model() + " --image " + img +
+                          " --images " + fs::path(img).parent_path().string() + " --compute bf16 --out " +
+                          temp_dir("bf16-usage").string();
+  EXPECT_NE(run_cmd(cmd, &log), 0) << cmd << "\n" << log;
+  EXPECT_NE(log.find("exactly one of --image"), std::string::npos) << log;
+  EXPECT_EQ(log.find("--compute bf16"), std::string::npos) << "the fallback warning came before the usage error:\n"
+                                                           << log;
+}
+
 TEST(ComputeBf16, BundledModelLogitsCloseToExact) {
   REQUIRE_BF16();
   const fs::path exact = temp_dir("bf16-bundled-exact"), bf16 = temp_dir("bf16-bundled-bf16");

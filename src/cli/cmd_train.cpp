@@ -83,6 +83,15 @@ void register_train(CLI::App& app) {
       ->delimiter(',')
       ->expected(5)
       ->check(int_range(0, 1000));
+  cmd->add_option("--late-query-weights", o.late_query_weights,
+                  "World v2: query weights (as --query-weights) from step --late-query-weights-from on: a "
+                  "curriculum in one run")
+      ->delimiter(',')
+      ->expected(5)
+      ->check(int_range(0, 1000));
+  cmd->add_option("--late-query-weights-from", o.late_query_weights_from,
+                  "Step from which --late-query-weights apply")
+      ->check(int_at_least<int64_t>(0));
   cmd->add_option("--seed", o.seed, "Seed of the initialisation and the training scenes")
       ->capture_default_str()
       ->check(seed_range());
@@ -120,7 +129,15 @@ void register_train(CLI::App& app) {
     if (cmd->count("--warmup")) opt.warmup = given.warmup;
     if (cmd->count("--patch-loss")) opt.patch_loss = given.patch_loss;
     if (cmd->count("--trigger-share")) opt.trigger_share = given.trigger_share;
-    if (cmd->count("--query-weights")) opt.query_weights = given.query_weights, opt.keep_query_weights = true;
+    if (cmd->count("--late-query-weights") != cmd->count("--late-query-weights-from"))
+      fail_usage("--late-query-weights and --late-query-weights-from go together");
+    if (cmd->count("--query-weights") || cmd->count("--late-query-weights")) {
+      // Given with --resume, the whole query plan is the one given (as --steps changes the run's plan).
+      if (cmd->count("--query-weights")) opt.query_weights = given.query_weights;
+      opt.late_query_weights = given.late_query_weights;
+      opt.late_query_weights_from = given.late_query_weights_from;
+      opt.keep_query_weights = true;
+    }
     if (cmd->count("--loss-weighting") || cmd->count("--loss-weighting-from")) {
       if (cmd->count("--loss-weighting")) opt.loss_weighting = given.loss_weighting;
       opt.loss_weighting_from = given.loss_weighting_from;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "cli/option_checks.h"
 #include "io/hf_cache.h"
 #include "util/error.h"
 
@@ -30,6 +31,7 @@ std::string resolve_model_dir(const std::string& given) {
 
 std::unique_ptr<VisionLanguageModel> load_cli_model(const std::string& given, const std::string& vision_tower,
                                                     const std::string& recorded_dir, const std::string& recorded_tower) {
+  report_compute_fallback();  // now that the command's usage checks have passed
   if (!given.empty() || recorded_dir.empty()) return load_model(resolve_model_dir(given), LoadOptions{vision_tower});
   return load_model(recorded_dir, LoadOptions{vision_tower.empty() ? recorded_tower : vision_tower});
 }

@@ -131,12 +131,22 @@ CLI::Validator shard_spec() {
       "i/N");
 }
 
+namespace {
+std::string g_compute_fallback;  // the warning init_compute holds back
+}
+
 Compute init_compute(const std::string& compute) {
   const Compute want = parse_compute(compute), got = set_compute(want);
   if (got != want)
-    log_warning("--compute " + std::string(compute_name(want)) + ": " + bf16_unavailable_reason() +
-                "; running the exact path");
+    g_compute_fallback =
+        "--compute " + std::string(compute_name(want)) + ": " + bf16_unavailable_reason() + "; running the exact path";
   return got;
+}
+
+void report_compute_fallback() {
+  if (g_compute_fallback.empty()) return;
+  log_warning(g_compute_fallback);
+  g_compute_fallback.clear();
 }
 
 }  // namespace mmn::cli

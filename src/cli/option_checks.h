@@ -77,7 +77,11 @@ inline CLI::Option* add_compute_option(CLI::App* cmd, std::string& compute) {
 }
 
 // Sets the process-wide compute mode from --compute. Where bf16 cannot run,
-// one warning line on stderr and the exact path. Returns the mode in effect.
+// the exact path, and one warning line on stderr, held back until
+// report_compute_fallback() so that a command failing its usage checks
+// prints only its error. Returns the mode in effect.
 Compute init_compute(const std::string& compute);
+// Prints the held-back warning of init_compute, once (load_cli_model calls it).
+void report_compute_fallback();
 
 }  // namespace mmn::cli
