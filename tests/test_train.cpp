@@ -283,6 +283,56 @@ TEST(Train, LossWeighting) {
   fs::remove_all(base);
 }
 
+TEST(TrainV2, QueryWeightCurriculum) {
+  // Late query weights from step 2 of 4 equal a run with the early weights
+  // for 2 steps, resumed with the late ones (the plan changes on resume), and
+  // differ from a run that never switches; the switch is in the run's state.
+  fs::path base = test::temp_dir("train-curriculum");
+  TrainOptions plan = tiny_options(base / "plan", 4);
+  plan.preset = "tiny-v2";
+  plan.batch = 4;
+  plan.query_weights = {1, 0, 0, 0, 0};  // captions only, then only the grounded questions
+  plan.late_query_weights = {0, 1, 1, 1, 1};
+  plan.late_query_weights_from = 2;
+  train_shapes_llava(plan);
+  TrainOptions by_hand = plan;
+  by_hand.out = (base / "by-hand").string();
+  by_hand.late_query_weights.clear();
+  by_hand.stop_at = 2;
+  train_shapes_llava(by_hand);
+  by_hand.stop_at = -1;
+  by_hand.resume = true;
+  by_hand.keep_query_weights = true;
+  by_hand.query_weights = {0, 1, 1, 1, 1};
+  train_shapes_llava(by_hand);
+  EXPECT_EQ(logged_losses(base / "plan"), logged_losses(base / "by-hand"));
+  EXPECT_EQ(read_file((base / "plan" / "model.safetensors").string()),
+            read_file((base / "by-hand" / "model.safetensors").string()));
+  TrainOptions early_only = plan;
+  early_only.out = (base / "early-only").string();
+  early_only.late_query_weights.clear();
+  train_shapes_llava(early_only);
+  EXPECT_NE(read_file((base / "plan" / "model.safetensors").string()),
+            read_file((base / "early-only" / "model.safetensors").string()));
+  const nlohmann::json o = nlohmann::json::parse(
+      SafetensorsCheckpoint::open((base / "plan" / "train_state.safetensors").string()).metadata().at("options"));
+  EXPECT_EQ(o["late_query_weights"], nlohmann::json({0, 1, 1, 1, 1}));
+  EXPECT_EQ(o["late_query_weights_from"], 2);
+  TrainOptions bad = plan;
+  bad.out = (base / "bad").string();
+  bad.late_query_weights = {0, 0, 0, 0, 0};
+  try {
+    train_shapes_llava(bad);
+    ADD_FAILURE() << "trained with late weights that are all 0";
+  } catch (const mmn::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--late-query-weights: expected five weights"), std::string::npos) << e.what();
+  }
+  bad.late_query_weights = {1, 1, 1, 1, 1};
+  bad.late_query_weights_from = -1;
+  EXPECT_THROW(train_shapes_llava(bad), mmn::Error);
+  fs::remove_all(base);
+}
+
 TEST(Train, CommandErrors) {
   fs::path d = test::temp_dir("train-err");
   std::string log;
@@ -292,6 +342,11 @@ TEST(Train, CommandErrors) {
   EXPECT_NE(log.find("error:"), std::string::npos) << log;
   EXPECT_NE(test::run_cmd(test::binary() + " train --steps 3", &log), 0);
   EXPECT_NE(log.find("error:"), std::string::npos) << log;
+  EXPECT_NE(test::run_cmd(test::binary() + " train --out " + (d / "c").string() +
+                              " --preset tiny-v2 --steps 1 --late-query-weights 1,1,1,1,1", &log), 0);
+  EXPECT_NE(log.find("error: --late-query-weights and --late-query-weights-from go together"), std::string::npos)
+      << log;
+  EXPECT_FALSE(fs::exists(d / "c"));
   fs::remove_all(d);
 }
 

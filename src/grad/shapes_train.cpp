@@ -224,7 +224,8 @@ json options_json(const TrainOptions& o) {
   return {{"preset", o.preset}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
           {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
           {"loss_weighting", o.loss_weighting}, {"loss_weighting_from", o.loss_weighting_from},
-          {"patch_loss", o.patch_loss}, {"trigger_share", o.trigger_share}, {"query_weights", o.query_weights}};
+          {"patch_loss", o.patch_loss}, {"trigger_share", o.trigger_share}, {"query_weights", o.query_weights},
+          {"late_query_weights", o.late_query_weights}, {"late_query_weights_from", o.late_query_weights_from}};
 }
 
 // The parameters a run trains that the checkpoint does not hold.
@@ -382,14 +383,20 @@ Scene training_scene(uint64_t stream, uint64_t index, double trigger_share, cons
   fail("train: --trigger-share: this world has no trigger scenes to draw");
 }
 
-void check_query_weights(const std::vector<int>& w) {
+void check_query_weights(const std::vector<int>& w, const char* option = "--query-weights") {
   int64_t total = 0;
   for (int x : w) {
-    if (x < 0 || x > 1000) fail("--query-weights: each weight must be in [0, 1000], got ", x);
+    if (x < 0 || x > 1000) fail(option, ": each weight must be in [0, 1000], got ", x);
     total += x;
   }
   if (w.size() != 5 || total == 0)
-    fail("--query-weights: expected five weights (caption, position, colour, count, where) that are not all 0");
+    fail(option, ": expected five weights (caption, position, colour, count, where) that are not all 0");
+}
+
+void check_query_plan(const TrainOptions& o) {
+  check_query_weights(o.query_weights);
+  if (!o.late_query_weights.empty()) check_query_weights(o.late_query_weights, "--late-query-weights");
+  if (o.late_query_weights_from < 0) fail("--late-query-weights-from must not be negative");
 }
 
 }  // namespace
@@ -478,7 +485,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
   if (opt.loss_weighting_from < 0) fail("--loss-weighting-from must not be negative");
   if (!(opt.patch_loss >= 0 && opt.patch_loss <= 100)) fail("--patch-loss must be in [0, 100]");
   if (!(opt.trigger_share >= 0 && opt.trigger_share <= 1)) fail("--trigger-share must be in [0, 1]");
-  check_query_weights(opt.query_weights);
+  check_query_plan(opt);
   shapes_model_preset(opt.preset);  // checks the name
   const fs::path dir(opt.out);
   const fs::path state_path = dir / kStateFile;
@@ -514,8 +521,11 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     opt.seed = o.at("seed");
     opt.patch_loss = o.value("patch_loss", 0.f);  // runs before these options had neither
     opt.trigger_share = o.value("trigger_share", 0.0);
-    if (!opt.keep_query_weights)  // runs before the option drew 4:1:1:1:1
+    if (!opt.keep_query_weights) {  // runs before the option drew 4:1:1:1:1
       opt.query_weights = o.value("query_weights", std::vector<int>{4, 1, 1, 1, 1});
+      opt.late_query_weights = o.value("late_query_weights", std::vector<int>{});
+      opt.late_query_weights_from = o.value("late_query_weights_from", int64_t{0});
+    }
     if (!opt.keep_loss_weighting) {
       opt.loss_weighting = o.value("loss_weighting", "token");  // runs before the option averaged tokens
       opt.loss_weighting_from = o.value("loss_weighting_from", int64_t{0});
@@ -539,7 +549,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     create_checkpoint(opt.out, shapes_model_preset(opt.preset), opt.seed);
   }
   const ShapesModelShape shape = shapes_model_preset(opt.preset);  // the run's, also when resumed
-  check_query_weights(opt.query_weights);                          // also the run's
+  check_query_plan(opt);                                           // also the run's
   if (opt.trigger_share > 0 && shape.world != 2) fail("--trigger-share: only shapes world version 2 has trigger scenes");
 
   std::unique_ptr<TrainableLlava> model = TrainableLlava::load(opt.out);
@@ -602,6 +612,8 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
     std::exception_ptr error;
     double loss_sum = 0;
     int64_t targets = 0;
+    const bool late = !opt.late_query_weights.empty() && step >= opt.late_query_weights_from;
+    const std::vector<int>& query_weights = late ? opt.late_query_weights : opt.query_weights;
 #pragma omp parallel for num_threads(T) schedule(static, 1)
     for (int b = 0; b < opt.batch; ++b) {
       try {
@@ -609,7 +621,7 @@ TrainSummary train_shapes_llava(const TrainOptions& opt_in) {
         const Scene sc = training_scene(stream, index, opt.trigger_share, maker.so);
         const SceneQuery q = sc.queries.empty()
                                  ? SceneQuery{"caption", kShapesCaptionQuery, kShapesCaptionPrefix, sc.caption}
-                                 : sc.queries[shapes_training_query(stream, index, opt.query_weights)];
+                                 : sc.queries[shapes_training_query(stream, index, query_weights)];
         batch[b] = maker.make(sc, q);
       } catch (...) {
 #pragma omp critical

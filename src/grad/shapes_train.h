@@ -73,7 +73,11 @@ struct TrainOptions {
   // learnt, but the questions that need finding an object by its shape
   // stalled near 50% from step 7,200 to 13,000.
   std::vector<int> query_weights = {4, 1, 1, 1, 1};
-  bool keep_query_weights = false;  // resume: as given, not the run's
+  // A curriculum in one run: from step late_query_weights_from on, samples
+  // are drawn with late_query_weights instead (empty: no second phase).
+  std::vector<int> late_query_weights;
+  int64_t late_query_weights_from = 0;
+  bool keep_query_weights = false;  // resume: these three as given, not the run's
   uint64_t seed = 1;           // training scene stream and initialisation
   int64_t checkpoint_every = 200;
   bool resume = false;
