@@ -4,11 +4,11 @@
 // prefill shapes, weight GB/s ÷ bandwidth GB/s for decode (M = 1).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
-#include <immintrin.h>
 
 #include <cstdlib>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/convert.h"
 #include "kernels/linear.h"
 #include "kernels/threading.h"
@@ -64,14 +64,7 @@ void BM_ReadBandwidth(benchmark::State& st) {
   float* buf = static_cast<float*>(std::aligned_alloc(64, n * 4));
   for (size_t i = 0; i < n; ++i) buf[i] = 1.f;
   for (auto _ : st) {
-    float total = 0;
-#pragma omp parallel num_threads(num_threads()) reduction(+ : total)
-    {
-      __m512 acc = _mm512_setzero_ps();
-#pragma omp for
-      for (size_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_load_ps(buf + i));
-      total += _mm512_reduce_add_ps(acc);
-    }
+    const float total = bench::stream_sum_parallel(reinterpret_cast<const char*>(buf), n * 4, num_threads());
     benchmark::DoNotOptimize(total);
   }
   std::free(buf);

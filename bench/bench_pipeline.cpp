@@ -6,7 +6,6 @@
 //   decode efficiency  = weight bytes streamed per second ÷ measured bandwidth
 // Usage: bench_pipeline --model DIR [--image FILE] [--repeats N] [--decode-tokens N]
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -45,14 +44,7 @@ double bandwidth_gbs(size_t bytes, int repeats) {
   volatile float sink = 0;
   for (int r = 0; r < repeats; ++r) {
     auto t0 = Clock::now();
-    float total = 0;
-#pragma omp parallel num_threads(num_threads()) reduction(+ : total)
-    {
-      __m512 acc = _mm512_setzero_ps();
-#pragma omp for
-      for (size_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_load_ps(buf + i));
-      total += _mm512_reduce_add_ps(acc);
-    }
+    const float total = stream_sum_parallel(reinterpret_cast<const char*>(buf), bytes, num_threads());
     t.push_back(secs(t0));
     sink = sink + total;
   }
@@ -75,13 +67,7 @@ double checkpoint_read_gbs(const SafetensorsCheckpoint& ck, int repeats) {
     auto t0 = Clock::now();
     float sum = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads()) reduction(+ : sum)
-    for (size_t i = 0; i < spans.size(); ++i) {
-      __m512 acc = _mm512_setzero_ps();
-      const char* p = spans[i].first;
-      size_t n = spans[i].second / 64 * 64;
-      for (size_t b = 0; b < n; b += 64) acc = _mm512_add_ps(acc, _mm512_loadu_ps(reinterpret_cast<const float*>(p + b)));
-      sum += _mm512_reduce_add_ps(acc);
-    }
+    for (size_t i = 0; i < spans.size(); ++i) sum += stream_sum(spans[i].first, spans[i].second);
     if (r) times.push_back(secs(t0));  // the first pass brings the file into the page cache
     sink = sink + sum;
   }

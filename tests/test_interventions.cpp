@@ -213,7 +213,9 @@ TEST(NamedHooks, ModifyingAPointFlowsOnAndDecodeStepsSeeHooks) {
   zero_out.add(Hook::MlpOut, l, [&](const CaptureEvent& e) {
     std::memset(e.data, 0, static_cast<size_t>(e.rows * e.width) * sizeof(float));
     steps_seen.push_back(e.step);
-    if (e.step > 0) EXPECT_EQ(e.rows, 1);  // the KV cache is on: one row per decode step
+    if (e.step > 0) {
+      EXPECT_EQ(e.rows, 1);  // the KV cache is on: one row per decode step
+    }
   });
   NeuronIntervention all(c.n_layers, c.hidden, c.intermediate);
   for (int64_t u = 0; u < c.intermediate; ++u) all.ablate({l, static_cast<int>(u)});

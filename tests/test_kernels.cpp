@@ -4,7 +4,10 @@
 // results that do not depend on the thread count.
 #include <gtest/gtest.h>
 
+#include <immintrin.h>
+
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -40,7 +43,49 @@ StoredWeight make_weight(DType d, int64_t N, int64_t K, uint32_t seed) {
   return s;
 }
 
+__attribute__((target("f16c"))) float f16c_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+__attribute__((target("f16c"))) uint16_t f16c_from_f32(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 }  // namespace
+
+// The portable half conversions (what a build without -march=native uses)
+// give F16C's bits: every half, and floats across every rounding boundary.
+TEST(Kernels, PortableHalfConversionsMatchF16c) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "no F16C on this CPU to compare with: " << cpu_summary();
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float want = f16c_to_f32(static_cast<uint16_t>(h)), got = f16_to_f32_portable(static_cast<uint16_t>(h));
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got)) << std::hex << h;
+    else ASSERT_EQ(bits_of(got), bits_of(want)) << std::hex << "half 0x" << h;
+  }
+  std::vector<uint32_t> xs;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 4093) xs.push_back(static_cast<uint32_t>(u));
+  // Every half's neighbourhood: the value, the midpoint to the next, and one ulp of fp32 either side.
+  for (uint32_t h = 0; h < 0x7c00; ++h) {
+    const uint32_t lo = bits_of(f16c_to_f32(static_cast<uint16_t>(h)));
+    const uint32_t mid = bits_of(0.5f * (float_of(lo) + f16c_to_f32(static_cast<uint16_t>(h + 1))));
+    for (uint32_t v : {lo, mid - 1, mid, mid + 1})
+      for (uint32_t sign : {0u, 0x80000000u}) xs.push_back(v | sign);
+  }
+  for (uint32_t v : {0x7f800000u, 0x477fe000u, 0x477ff000u, 0x477fefffu, 0x33000000u, 0x33000001u, 0x32ffffffu})
+    xs.push_back(v);
+  for (uint32_t x : xs) {
+    const float f = float_of(x);
+    const uint16_t want = f16c_from_f32(f), got = f32_to_f16_portable(f);
+    if (std::isnan(f)) EXPECT_TRUE((got & 0x7c00u) == 0x7c00u && (got & 0x3ffu)) << std::hex << x;
+    else ASSERT_EQ(got, want) << std::hex << "float bits 0x" << x;
+  }
+}
 
 TEST(Kernels, CpuFeaturesAreConsistent) {
   const CpuFeatures& c = cpu_features();

@@ -23,8 +23,12 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// IEEE half precision: F16C where the build targets it, else the portable
+// versions below (which give the same bits; NaN comes back quiet).
 float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
+uint16_t f32_to_f16(float f);  // round to nearest even
+float f16_to_f32_portable(uint16_t h);
+uint16_t f32_to_f16_portable(float f);
 
 // Element i of a stored-dtype array (F32/F16/BF16), as fp32.
 inline float load_f32(DType dtype, const void* base, int64_t i) {
