@@ -61,7 +61,7 @@ void BM_OpenBlasSgemm(benchmark::State& st) {
 void BM_ReadBandwidth(benchmark::State& st) {
   init_threads();
   const size_t n = size_t{1} << 28;  // 1 GiB of floats
-  float* buf = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  float* buf = bench::probe_buffer(n);
   for (size_t i = 0; i < n; ++i) buf[i] = 1.f;
   for (auto _ : st) {
     const float total = bench::stream_sum_parallel(reinterpret_cast<const char*>(buf), n * 4, num_threads());

@@ -37,7 +37,7 @@ namespace {
 // Streams a buffer much larger than the caches with all threads; GB/s.
 double bandwidth_gbs(size_t bytes, int repeats) {
   const size_t n = bytes / sizeof(float);
-  float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+  float* buf = probe_buffer(n);
 #pragma omp parallel for num_threads(num_threads())
   for (size_t i = 0; i < n; ++i) buf[i] = static_cast<float>(i & 1023);
   std::vector<double> t;

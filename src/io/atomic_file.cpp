@@ -1,5 +1,6 @@
 #include "io/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,13 @@ void write_stream_atomic(const std::string& path, const std::function<void(std::
     std::remove(tmp.c_str());
     fail(path, ": cannot rename temp file into place: ", std::strerror(e));
   }
+}
+
+void drop_from_page_cache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {

@@ -91,6 +91,13 @@ class MappedFile {
         fail(path, ": mmap failed: ", std::strerror(e));
       }
       data_ = static_cast<const uint8_t*>(p);
+      // Decode streams every weight once per token, so how the mapping is
+      // translated matters: read in through this mapping with MADV_HUGEPAGE,
+      // the page cache holds the file in 2 MiB folios mapped whole, and a 7B
+      // checkpoint streamed at 40–44 GB/s here instead of 19–24 GB/s without
+      // it. Only a hint: without transparent huge pages for files it fails
+      // and nothing changes. (Pages already cached keep their folio size.)
+      ::madvise(p, size_, MADV_HUGEPAGE);
     }
     ::close(fd);
   }
@@ -391,6 +398,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorSpec>& s
         fail(path, ": internal error: tensor ", s.name, " wrote ", after - before, " bytes, expected ", s.nbytes());
     }
   });
+  // A file a process has written stays cached in the small folios of the
+  // write path, and a mapping of it streams at half the rate of one read in
+  // through the mapping (see MappedFile). The pages are clean (synced), so
+  // dropping them costs one read from disk at the next load.
+  drop_from_page_cache(path);
 }
 
 }  // namespace mmn

@@ -48,7 +48,6 @@ inline void transpose8(__m256 r[8]) {
   }
 }
 
-constexpr int64_t kPrefetchElems = 1024;  // GEMV prefetch distance
 
 struct Avx2 {
   static constexpr int MR = 6, NR = 16;
@@ -63,7 +62,7 @@ struct Avx2 {
       for (int m = 0; m < M; ++m) acc[m] = acc2[m] = _mm256_setzero_ps();
       int64_t k = 0;
       for (; k + 16 <= K; k += 16) {
-        _mm_prefetch(reinterpret_cast<const char*>(w) + (k + kPrefetchElems) * dtype_size(D), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w) + k * dtype_size(D) + kGemvPrefetchBytes, _MM_HINT_T0);
         __m256 w0, w1;
         if constexpr (D == DType::I8) {  // 16 columns from a multiple of 16: one scale
           w0 = load8_q8(W, n, k);

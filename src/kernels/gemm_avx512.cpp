@@ -33,9 +33,6 @@ inline __m512 load16_q8(const Weight& W, int64_t r, int64_t k) {
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d);
 }
 
-// How far ahead of the current position the GEMV prefetches (elements).
-constexpr int64_t kPrefetchElems = 1024;
-
 struct Avx512 {
   static constexpr int MR = 12, NR = 32;
 
@@ -51,9 +48,7 @@ struct Avx512 {
       for (int m = 0; m < M; ++m) acc[m] = acc2[m] = _mm512_setzero_ps();
       int64_t k = 0;
       for (; k + 32 <= K; k += 32) {
-        // Hardware prefetchers stop at 4 KiB page boundaries, and mmapped
-        // checkpoints live in 4 KiB pages: fetch well ahead ourselves.
-        _mm_prefetch(reinterpret_cast<const char*>(w) + (k + kPrefetchElems) * dtype_size(D), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w) + k * dtype_size(D) + kGemvPrefetchBytes, _MM_HINT_T0);
         const __m512 w0 = load16(D, w, k), w1 = load16(D, w, k + 16);
         for (int m = 0; m < M; ++m) {
           acc[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * K + k), acc[m]);
@@ -87,7 +82,7 @@ struct Avx512 {
       for (int m = 0; m < M; ++m) acc[m] = acc2[m] = _mm512_setzero_ps();
       int64_t k = 0;
       for (; k + 32 <= K; k += 32) {
-        _mm_prefetch(reinterpret_cast<const char*>(w) + k + kPrefetchElems, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w) + k + kGemvPrefetchBytes, _MM_HINT_T0);
         const __m512 d = _mm512_set1_ps(_cvtsh_ss(s[k / kQ8Block]));
         const __m512i q = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k)));
         const __m512 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(q))), d);
@@ -206,7 +201,7 @@ __attribute__((target("avx512vnni"))) void rows_q8_vnni(const float* x, const Qu
     __m512 acc[M];
     for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K64; k += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(w) + k + kPrefetchElems, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w) + k + kGemvPrefetchBytes, _MM_HINT_T0);
       const __m512i q = _mm512_loadu_si512(w + k);
       const __m512i offset = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q), 7);
       uint32_t two;

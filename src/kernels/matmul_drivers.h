@@ -29,6 +29,13 @@ namespace mmn::gemm_detail {
 // Rows of x the GEMV handles together: each weight row loaded once serves all.
 constexpr int64_t kGemvMaxRows = 8;
 
+// How far ahead of the current position in a weight row the GEMV prefetches.
+// Hardware prefetchers stop at 4 KiB page boundaries, and checkpoints are
+// file mappings, often in 4 KiB pages: fetching two pages ahead starts the
+// next page's translation early. Measured on a 7B bf16 checkpoint mapping
+// (2 threads): 8 KiB ahead streamed 10–50% more than 2 KiB ahead.
+constexpr int64_t kGemvPrefetchBytes = 8192;
+
 // GEMV: y[M, N] = x[M, K] · Wᵀ (+ bias) for M ≤ kGemvMaxRows, reading the
 // stored dtype directly. Threads take contiguous bands of W's rows, so each
 // streams its share of the weight once. T::template rows<D, M>(x, W, bias, y,
