@@ -347,6 +347,11 @@ TEST(Train, CommandErrors) {
   EXPECT_NE(log.find("error: --late-query-weights and --late-query-weights-from go together"), std::string::npos)
       << log;
   EXPECT_FALSE(fs::exists(d / "c"));
+  // --quiet: no progress lines, only the summary.
+  EXPECT_EQ(test::run_cmd(test::binary() + " train --out " + (d / "q").string() + " --preset tiny --steps 2 --batch 2 --quiet",
+                          &log), 0) << log;
+  EXPECT_EQ(log.find("train:"), std::string::npos) << log;
+  EXPECT_NE(log.find("trained steps 0..2"), std::string::npos) << log;
   fs::remove_all(d);
 }
 

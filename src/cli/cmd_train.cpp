@@ -42,7 +42,7 @@ void register_train(CLI::App& app) {
   struct Args {
     TrainOptions opt;
     int threads = 0;
-    bool eval = false;
+    bool eval = false, quiet = false;
     int64_t eval_n = 200, eval_trigger = 100;
     uint64_t eval_seed = kShapesHeldOutSeed;
   };
@@ -59,6 +59,7 @@ void register_train(CLI::App& app) {
       ->check(int_at_least<int64_t>(1));
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)")->check(int_range(1, 4096));
   cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)")
       ->check(real_range(0, 1, true));
@@ -115,6 +116,7 @@ void register_train(CLI::App& app) {
       e.n = a->eval_n;
       e.n_trigger = a->eval_trigger;
       e.seed = a->eval_seed;
+      e.show_progress = !a->quiet;
       e.out_json = (std::filesystem::path(a->opt.out) / "eval.json").string();
       print_eval(evaluate_shapes_llava(e), e.out_json);
       return;
@@ -122,6 +124,7 @@ void register_train(CLI::App& app) {
     // The preset's recipe for what the command line leaves out.
     const TrainOptions given = a->opt;
     TrainOptions opt = shapes_recipe(given.preset, given);
+    opt.show_progress = !a->quiet;
     if (cmd->count("--steps")) opt.steps = given.steps;
     else if (given.resume) opt.steps = -1;  // the run's own plan
     if (cmd->count("--batch")) opt.batch = given.batch;

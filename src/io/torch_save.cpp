@@ -284,6 +284,7 @@ void write_torch_checkpoint(const std::string& path, const std::vector<TensorSpe
     zip.add(prefix + ".data/serialization_id", sid);
     zip.finish();
   });
+  drop_from_page_cache(path);  // as write_safetensors does
 }
 
 }  // namespace detail

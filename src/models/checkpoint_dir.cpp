@@ -72,6 +72,7 @@ void copy_file_patched(const fs::path& src, const fs::path& dst, const std::vect
     throw;
   }
   std::fclose(in);
+  drop_from_page_cache(dst.string());  // so the next load maps it in large folios (io/safetensors.cpp)
 }
 
 // Every file and directory under root (following symlinks, whose content is what a loader reads).
