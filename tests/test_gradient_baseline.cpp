@@ -10,6 +10,7 @@
 #include "models/vlm.h"
 #include "neurons/find.h"
 #include "neurons/gradient.h"
+#include "tensor/weight.h"
 #include "test_util.h"
 
 using namespace mmn;
@@ -103,6 +104,49 @@ TEST(GradientBaseline, FindMethodGradientRanksByAttribution) {
       EXPECT_EQ(rg.concepts[k].neurons[j].layer, r.concepts[k].gradient_neurons[j].layer);
       EXPECT_EQ(rg.concepts[k].neurons[j].unit, r.concepts[k].gradient_neurons[j].unit);
       if (j) EXPECT_GE(rg.concepts[k].neurons[j - 1].score, rg.concepts[k].neurons[j].score);
+    }
+  }
+}
+
+// neuron_image_maps multiplies all of a layer's listed neurons at once; each
+// map must equal that neuron's own activation over the image rows, computed
+// here one neuron at a time in double precision from the stored weights.
+TEST(ImageMaps, BatchedPerLayerEqualsEachNeuronAlone) {
+  MMN_REQUIRE_SHARED();
+  for (const char* name : {"tiny-llava-c-f16", "tiny-owl2-a-f32"}) {
+    SCOPED_TRACE(name);
+    auto model = load_model(golden_model(name).string());
+    ImageU8 img = load_image(golden("images/portrait_48x72.png").string());
+    FindOptions o;
+    o.all_tokens = true;
+    o.max_new_tokens = 1;
+    o.top_k = 5;
+    o.heatmaps = true;
+    const ImageFindResult r = find_neurons(*model, nullptr, img, o);
+    const LlamaDecoder& dec = model->decoder();
+    const int64_t D = dec.config().hidden, P = r.image_tokens, L = dec.config().n_layers;
+    const int64_t I = dec.layer(0).gate.w.rows;
+    // Several layers, out of order, a repeat, and the first and last units.
+    std::vector<NeuronEntry> neurons = {{static_cast<int>(L - 1), 3, 0}, {0, 0, 0}, {static_cast<int>(L - 1), 0, 0},
+                                        {0, static_cast<int>(I - 1), 0}, {0, 0, 0}, {static_cast<int>(L / 2), 7, 0}};
+    for (ActivationVariant v : {ActivationVariant::SwiGLU, ActivationVariant::Act}) {
+      const std::vector<float> maps = neuron_image_maps(*model, r, neurons, v);
+      ASSERT_EQ(maps.size(), neurons.size() * P);
+      std::vector<float> wg(D), wu(D);
+      for (size_t n = 0; n < neurons.size(); ++n) {
+        const LlamaLayer& Lr = dec.layer(neurons[n].layer);
+        weight_row_f32(Lr.gate.w, neurons[n].unit, 0, D, wg.data());
+        weight_row_f32(Lr.up.w, neurons[n].unit, 0, D, wu.data());
+        for (int64_t p = 0; p < P; ++p) {
+          const float* h = r.image_ffn_inputs.data() + neurons[n].layer * P * D + p * D;
+          double g = 0, u = 0;
+          for (int64_t d = 0; d < D; ++d) g += static_cast<double>(h[d]) * wg[d], u += static_cast<double>(h[d]) * wu[d];
+          double want = g / (1 + std::exp(-g));
+          if (v == ActivationVariant::SwiGLU) want *= u;
+          const int64_t orig = r.permutation.empty() ? p : r.permutation[p];
+          EXPECT_NEAR(maps[n * P + orig], want, 1e-5 * (1 + std::fabs(want))) << "neuron " << n << " row " << p;
+        }
+      }
     }
   }
 }
