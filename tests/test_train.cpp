@@ -347,6 +347,16 @@ TEST(Train, CommandErrors) {
   EXPECT_NE(log.find("error: --late-query-weights and --late-query-weights-from go together"), std::string::npos)
       << log;
   EXPECT_FALSE(fs::exists(d / "c"));
+  // Both given: the run takes the curriculum. (count() of a list option is its
+  // number of values, so a check that compared the two counts refused this.)
+  EXPECT_EQ(test::run_cmd(test::binary() + " train --out " + (d / "l").string() +
+                              " --preset tiny-v2 --steps 2 --batch 2 --quiet --late-query-weights 0,1,1,1,1"
+                              " --late-query-weights-from 1",
+                          &log), 0) << log;
+  const nlohmann::json lo = nlohmann::json::parse(
+      SafetensorsCheckpoint::open((d / "l" / "train_state.safetensors").string()).metadata().at("options"));
+  EXPECT_EQ(lo["late_query_weights"], nlohmann::json({0, 1, 1, 1, 1})) << lo.dump();
+  EXPECT_EQ(lo["late_query_weights_from"], 1);
   // --quiet: no progress lines, only the summary.
   EXPECT_EQ(test::run_cmd(test::binary() + " train --out " + (d / "q").string() + " --preset tiny --steps 2 --batch 2 --quiet",
                           &log), 0) << log;

@@ -132,7 +132,8 @@ void register_train(CLI::App& app) {
     if (cmd->count("--warmup")) opt.warmup = given.warmup;
     if (cmd->count("--patch-loss")) opt.patch_loss = given.patch_loss;
     if (cmd->count("--trigger-share")) opt.trigger_share = given.trigger_share;
-    if (cmd->count("--late-query-weights") != cmd->count("--late-query-weights-from"))
+    // count() is the number of values given (five for a list), so compare presence.
+    if ((cmd->count("--late-query-weights") > 0) != (cmd->count("--late-query-weights-from") > 0))
       fail_usage("--late-query-weights and --late-query-weights-from go together");
     if (cmd->count("--query-weights") || cmd->count("--late-query-weights")) {
       // Given with --resume, the whole query plan is the one given (as --steps changes the run's plan).
