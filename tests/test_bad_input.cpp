@@ -253,6 +253,36 @@ TEST_F(BadInput, CliUnknownOptionAndBadValues) {
   }
 }
 
+TEST_F(BadInput, EveryCommandThatShowsProgressTakesQuiet) {
+  // The subcommands as `mmneuron --help` lists them; nouns and merge are the
+  // ones that show no progress.
+  std::string help;
+  ASSERT_EQ(run_cmd(binary() + " --help", &help), 0) << help;
+  const size_t at = help.find("Subcommands:");
+  ASSERT_NE(at, std::string::npos) << help;
+  std::istringstream lines(help.substr(at));
+  std::string line;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    if (line.size() < 3 || line[0] != ' ' || line[2] == ' ') continue;
+    const std::string name = line.substr(2, line.find(' ', 2) - 2);
+    if (name == "nouns" || name == "merge") continue;
+    std::string sub;
+    run_cmd(binary() + " " + name + " --help", &sub);
+    EXPECT_NE(sub.find("--quiet"), std::string::npos) << name << " shows progress but has no --quiet";
+    ++checked;
+  }
+  EXPECT_GE(checked, 13);
+  // And it is quiet: only the closing line.
+  std::string out;
+  ASSERT_EQ(run_cmd(binary() + " shapes --n 3 --quiet --out " + (base_ / "quiet-shapes").string(), &out), 0) << out;
+  EXPECT_EQ(out, "wrote 3 scenes to " + (base_ / "quiet-shapes").string() + "\n");
+  ASSERT_EQ(run_cmd(binary() + " make-random --preset tiny --quiet --out " + (base_ / "quiet-model").string(), &out),
+            0) << out;
+  EXPECT_EQ(out.find("make-random:"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+}
+
 TEST_F(BadInput, CommandsRefuseANonEmptyOutWithoutForce) {
   // A directory of someone's files: make-random, shapes, train and find leave it alone without --force.
   const fs::path d = base_ / "someones-data";

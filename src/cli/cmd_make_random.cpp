@@ -17,7 +17,7 @@ void register_make_random(CLI::App& app) {
   struct Args {
     RandomCheckpointOptions opt;
     std::string dtype = "bf16";
-    bool force = false;
+    bool force = false, quiet = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("make-random", "Write a random-weight checkpoint with real shapes and layout");
@@ -31,6 +31,7 @@ void register_make_random(CLI::App& app) {
   cmd->add_option("--out", a->opt.out, "Output directory")->required();
   cmd->add_option("--seed", a->opt.seed, "Random seed")->capture_default_str()->check(seed_range());
   cmd->add_flag("--force", a->force, "Write into a non-empty --out");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->add_option("--tokenizer-from", a->opt.tokenizer_from,
                   "Copy the tokenizer files from this checkpoint (default: train a small one)");
   cmd->callback([a] {
@@ -39,6 +40,7 @@ void register_make_random(CLI::App& app) {
     a->opt.dtype = a->dtype == "f32" ? DType::F32 : a->dtype == "f16" ? DType::F16 : DType::BF16;
     std::unique_ptr<Progress> bar;
     write_random_checkpoint(a->opt, [&](size_t done, size_t total) {
+      if (a->quiet) return;
       if (!bar) bar = std::make_unique<Progress>("make-random", static_cast<int64_t>(total >> 20), "MiB");
       bar->update(static_cast<int64_t>(done >> 20));
     });

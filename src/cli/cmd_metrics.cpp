@@ -29,7 +29,7 @@ struct MetricsArgs {
   std::vector<int64_t> ks = {10, 100, 1000};
   int64_t seed = 0;
   int resamples = kBootstrapResamples, threads = 0;
-  bool force = false;
+  bool force = false, quiet = false;
 };
 
 // --model, else the model the run was made with (when it is still there), else the bundled one.
@@ -148,7 +148,7 @@ void run_metrics(const MetricsArgs& a) {
   opt.seed = static_cast<uint64_t>(a.seed);
   opt.resamples = a.resamples;
   opt.mask_side = model->grid_side() > 0 ? model->input_size() : 0;
-  opt.show_progress = true;
+  opt.show_progress = !a.quiet;
   TopTokensFn tops = [&](const std::vector<std::pair<int, int>>& ids) {
     std::vector<std::vector<std::string>> out;
     for (auto& t : explainer.explain(ids)) {
@@ -214,6 +214,7 @@ void register_metrics(CLI::App& app) {
       ->capture_default_str()
       ->check(int_range(1, 10000000));
   cmd->add_flag("--force", a->force, "Overwrite an existing RUN/metrics.json");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_metrics(*a); });
 }

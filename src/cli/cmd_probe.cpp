@@ -72,7 +72,7 @@ void register_probe(CLI::App& app) {
     ProbeOptions opt;
     int threads = 0;
     std::string compute = "exact";
-    bool json_stdout = false, force = false;
+    bool json_stdout = false, force = false, quiet = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -92,6 +92,7 @@ void register_probe(CLI::App& app) {
   cmd->add_flag("--json", a->json_stdout, "Print the report as JSON instead of tables");
   cmd->add_option("--out", a->json_out, "Also write the JSON report to this file");
   cmd->add_flag("--force", a->force, "Overwrite --out");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_threads_option(cmd, a->threads);
   add_compute_option(cmd, a->compute);
   cmd->callback([a] {
@@ -103,7 +104,7 @@ void register_probe(CLI::App& app) {
     const std::string dir = resolve_model_dir(a->model);
     std::unique_ptr<VisionLanguageModel> model = load_model(dir);
     const ShapesOptions world = shapes_world_of_model(dir, model->input_size());
-    a->opt.show_progress = !a->json_stdout;
+    a->opt.show_progress = !a->json_stdout && !a->quiet;
     const ProbeReport rep = run_probe(*model, world, a->opt);
     const nlohmann::json j = probe_json(rep, a->opt, dir);
     if (!a->json_out.empty()) write_file_atomic(a->json_out, j.dump(2) + "\n");

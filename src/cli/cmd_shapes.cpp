@@ -2,6 +2,7 @@
 // version 2 also grounded questions and the planted co-occurrence) that the
 // small trained LLaVAs learn to caption.
 #include <cstdio>
+#include <memory>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
@@ -20,7 +21,7 @@ void register_shapes(CLI::App& app) {
     int version = 1;
     double ghost_share = -1;
     std::string out, only = "all";
-    bool force = false;
+    bool force = false, quiet = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("shapes", "Write synthetic shape scenes with captions and per-object masks");
@@ -40,6 +41,7 @@ void register_shapes(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (images/, masks/, captions.jsonl)")->required();
   cmd->add_flag("--force", a->force, "Write into a non-empty --out");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] {
     ShapesOptions opt = shapes_world(a->version);
     if (a->size > 0) opt.image_size = a->size;
@@ -51,9 +53,10 @@ void register_shapes(CLI::App& app) {
     }
     const SceneFilter keep = scene_filter(a->only, a->version);
     check_output_dir(a->out, a->force, "shapes dataset");  // after the options' own errors
-    Progress bar("shapes", a->n, "scenes");
-    write_shapes_dataset(a->out, a->n, a->seed, opt, [&](int64_t done) { bar.update(done); }, keep);
-    bar.finish();
+    std::unique_ptr<Progress> bar;
+    if (!a->quiet) bar = std::make_unique<Progress>("shapes", a->n, "scenes");
+    write_shapes_dataset(a->out, a->n, a->seed, opt, [&](int64_t done) { if (bar) bar->update(done); }, keep);
+    if (bar) bar->finish();
     std::printf("wrote %lld scenes to %s\n", static_cast<long long>(a->n), a->out.c_str());
   });
 }
