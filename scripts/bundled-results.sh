@@ -84,7 +84,7 @@ if [ "$version" = 2 ]; then
   # The exported edited model through the world's own evaluation (ghost rates, exact captions).
   "$bin" edit export --edit "$out/edit-ghost" --out "$out/model-ghost-fixed" --force
   cp "$model/shapes_world.json" "$out/model-ghost-fixed/"
-  "$bin" train --out "$out/model-ghost-fixed" --eval --eval-n 200 --eval-trigger 100 | tee "$out/ghost-eval.txt"
+  "$bin" train --out "$out/model-ghost-fixed" --eval --eval-n 200 --eval-trigger 100 --eval-json "$out/ghost-eval.json" --force | tee "$out/ghost-eval.txt"
 fi
 
 {

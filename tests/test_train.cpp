@@ -362,6 +362,20 @@ TEST(Train, CommandErrors) {
                           &log), 0) << log;
   EXPECT_EQ(log.find("train:"), std::string::npos) << log;
   EXPECT_NE(log.find("trained steps 0..2"), std::string::npos) << log;
+  // --eval keeps an existing report unless --force; --eval-json writes elsewhere.
+  const std::string eval = test::binary() + " train --out " + (d / "q").string() + " --eval --eval-n 2 --quiet";
+  const fs::path report = d / "q" / "eval.json";
+  ASSERT_EQ(test::run_cmd(eval, &log), 0) << log;
+  ASSERT_TRUE(fs::exists(report));
+  mmn::write_file_atomic(report.string(), "mine");
+  EXPECT_NE(test::run_cmd(eval, &log), 0);
+  EXPECT_EQ(log, "error: " + report.string() + ": exists; pass --force to overwrite it, or --eval-json to write elsewhere\n");
+  EXPECT_EQ(mmn::read_file(report.string()), "mine");
+  ASSERT_EQ(test::run_cmd(eval + " --eval-json " + (d / "elsewhere.json").string(), &log), 0) << log;
+  EXPECT_TRUE(fs::exists(d / "elsewhere.json"));
+  EXPECT_EQ(mmn::read_file(report.string()), "mine");
+  ASSERT_EQ(test::run_cmd(eval + " --force", &log), 0) << log;
+  EXPECT_NE(mmn::read_file(report.string()), "mine");
   fs::remove_all(d);
 }
 

@@ -45,6 +45,7 @@ void register_train(CLI::App& app) {
     bool eval = false, quiet = false;
     int64_t eval_n = 200, eval_trigger = 100;
     uint64_t eval_seed = kShapesHeldOutSeed;
+    std::string eval_json;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("train", "Train a small LLaVA to caption the shapes world (or --eval it)");
@@ -58,7 +59,7 @@ void register_train(CLI::App& app) {
                   "Total optimizer steps (recipe: small 14000, v2 13000; with --resume: the run's own)")
       ->check(int_at_least<int64_t>(1));
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
-  cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run");
+  cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run; with --eval, overwrite its report");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->add_option("--batch", o.batch, "Scenes per step (recipe: 16)")->check(int_range(1, 4096));
   cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW; recipe: small 1.5e-3, v2 5e-4)")
@@ -107,6 +108,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--eval-trigger", a->eval_trigger, "World v2: extra trigger scenes for the hallucination rates")
       ->capture_default_str()
       ->check(int_range<int64_t>(0, 1000000));
+  cmd->add_option("--eval-json", a->eval_json, "Where --eval writes its report (default: the model's eval.json)");
   cmd->add_option("--eval-seed", a->eval_seed, "Scene stream of the evaluation")->capture_default_str()->check(seed_range());
   cmd->callback([a, cmd] {
     init_threads(a->threads);
@@ -117,7 +119,10 @@ void register_train(CLI::App& app) {
       e.n_trigger = a->eval_trigger;
       e.seed = a->eval_seed;
       e.show_progress = !a->quiet;
-      e.out_json = (std::filesystem::path(a->opt.out) / "eval.json").string();
+      e.out_json = a->eval_json.empty() ? (std::filesystem::path(a->opt.out) / "eval.json").string() : a->eval_json;
+      // Checked before the work: a shipped model's eval.json is a result, not scratch.
+      if (std::filesystem::exists(e.out_json) && !a->opt.force)
+        fail(e.out_json, ": exists; pass --force to overwrite it, or --eval-json to write elsewhere");
       print_eval(evaluate_shapes_llava(e), e.out_json);
       return;
     }
