@@ -9,6 +9,7 @@
 
 #include "io/image.h"
 #include "neurons/heatmap.h"
+#include "neurons/heatmap_figure.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -401,4 +402,46 @@ TEST(Heatmap, BarChartRejectsBadInput) {
   EXPECT_THROW(mmn::bar_chart({1, 2, 3}, 10, 100), mmn::Error);  // needs width ≥ 11
   EXPECT_THROW(mmn::bar_chart({1}, 100, 9), mmn::Error);
   EXPECT_THROW(mmn::bar_chart({1, std::numeric_limits<float>::quiet_NaN()}, 100, 100), mmn::Error);
+}
+
+TEST(Heatmap, BarFigureHasAxes) {
+  // {2, −1, 0.5} in a 60 × 40 plot: ticks at 2, 0 and −1 on rows
+  // y = 4 + round((2 − v)/3·31) = 4, 25, 35. Text scale 1 (a narrow figure):
+  // the gutter is pad 6 + text_width("-1") 11 + 2 + tick 3 = 22, the title
+  // strip 6 + 10 + 6 = 22; the body is 22 + 60 + 6 wide and 40 + 2 + 20 + 6 tall.
+  const std::vector<float> v = {2, -1, 0.5f};
+  const ImageU8 plot = mmn::bar_chart(v, 60, 40);
+  const ImageU8 fig = mmn::bar_figure(v, 60, 40, {"t"}, "image token");
+  const int gutter = 22, top = 22;
+  ASSERT_EQ(fig.width, gutter + 60 + 6);
+  ASSERT_EQ(fig.height, top + 40 + 2 + 20 + 6);
+  const RGB black{0, 0, 0};
+  const std::vector<int> tick_rows = {4, 25, 35};
+  for (int y = 0; y < plot.height; ++y)
+    for (int x = 0; x < plot.width; ++x) {
+      const bool tick = x < 4 && std::count(tick_rows.begin(), tick_rows.end(), y);
+      EXPECT_EQ(pixel(fig, gutter + x, top + y), tick ? black : pixel(plot, x, y)) << x << "," << y;
+    }
+  auto ink_in = [&](int x0, int x1, int y0, int y1) {
+    for (int y = std::max(0, y0); y < std::min(fig.height, y1); ++y)
+      for (int x = std::max(0, x0); x < std::min(fig.width, x1); ++x)
+        if (pixel(fig, x, y) == black) return true;
+    return false;
+  };
+  for (int r : tick_rows) {
+    EXPECT_EQ(pixel(fig, gutter - 1, top + r), black) << r;
+    EXPECT_TRUE(ink_in(6, gutter - 4, top + r - 4, top + r + 5)) << "a value label beside row " << r;
+  }
+  EXPECT_FALSE(ink_in(6, gutter - 4, top + 12, top + 18)) << "no label between the ticks";
+  // Plot width 52 in three slots, [4, 21), [21, 38), [38, 56): "0" centred on
+  // column 12, "2" on 47, the axis name on the line below.
+  EXPECT_TRUE(ink_in(gutter + 10, gutter + 15, top + 42, top + 52));
+  EXPECT_TRUE(ink_in(gutter + 45, gutter + 50, top + 42, top + 52));
+  EXPECT_FALSE(ink_in(gutter + 20, gutter + 40, top + 42, top + 52));
+  EXPECT_TRUE(ink_in(gutter, gutter + 60, top + 52, top + 62));
+  // A wide plot: text scale 2 and the same plot inside.
+  const ImageU8 wide = mmn::bar_figure(v, 480, 200, {"t"}, "image token");
+  EXPECT_GE(wide.width, mmn::kFigureMinSide);
+  EXPECT_EQ(wide.height, (6 + 20 + 6) + 200 + 2 + 40 + 6);
+  EXPECT_THROW(mmn::bar_figure({}, 60, 40, {"t"}, "x"), mmn::Error);
 }

@@ -102,7 +102,7 @@ void write_heatmaps(const fs::path& dir, const VisionLanguageModel& model, const
       write_mask_png(stem.string() + "_mask.png", mask, base.width, base.height);
       write_png(stem.string() + "_mask_overlay.png", mask_image(base, mask));
     } else {
-      write_png(stem.string() + ".png", titled_figure(bar_chart(m.values, 480, 200), title));
+      write_png(stem.string() + ".png", bar_figure(m.values, 480, 200, title, "image token"));
     }
     index.push_back(m.meta);
   }

@@ -315,24 +315,34 @@ float mask_iou(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
   return uni == 0 ? 0.0f : static_cast<float>(static_cast<double>(inter) / static_cast<double>(uni));
 }
 
-ImageU8 bar_chart(const std::vector<float>& values, int width, int height) {
-  constexpr int kMargin = 4;
+int BarChartGeometry::row(double v) const {
+  return kMargin + static_cast<int>(std::lround((hi - v) / (hi - lo) * (plot_h - 1)));
+}
+int BarChartGeometry::slot_x0(int64_t i) const { return kMargin + static_cast<int>(i * plot_w / n); }
+int BarChartGeometry::slot_x1(int64_t i) const { return kMargin + static_cast<int>((i + 1) * plot_w / n); }
+
+BarChartGeometry bar_chart_geometry(const std::vector<float>& values, int width, int height) {
+  constexpr int kMargin = BarChartGeometry::kMargin;
   if (values.empty()) fail("bar_chart: no values");
   check_finite(values, "bar_chart");
-  const int64_t n = static_cast<int64_t>(values.size());
-  if (width < 2 * kMargin + n || height < 2 * kMargin + 2)
-    fail("bar_chart: ", width, "x", height, " is too small for ", n, " bars (need width >= ", 2 * kMargin + n,
+  BarChartGeometry g;
+  g.n = static_cast<int64_t>(values.size());
+  if (width < 2 * kMargin + g.n || height < 2 * kMargin + 2)
+    fail("bar_chart: ", width, "x", height, " is too small for ", g.n, " bars (need width >= ", 2 * kMargin + g.n,
          ", height >= ", 2 * kMargin + 2, ")");
-  const int W = width - 2 * kMargin, H = height - 2 * kMargin;
-
-  double hi = 0.0, lo = 0.0;
+  g.plot_w = width - 2 * kMargin, g.plot_h = height - 2 * kMargin;
+  g.hi = 0.0, g.lo = 0.0;
   for (float v : values) {
-    hi = std::max(hi, static_cast<double>(v));
-    lo = std::min(lo, static_cast<double>(v));
+    g.hi = std::max(g.hi, static_cast<double>(v));
+    g.lo = std::min(g.lo, static_cast<double>(v));
   }
-  if (hi == lo) hi = 1.0;  // all zero
-  auto row_of = [&](double v) { return kMargin + static_cast<int>(std::lround((hi - v) / (hi - lo) * (H - 1))); };
+  if (g.hi == g.lo) g.hi = 1.0;  // all zero
+  return g;
+}
 
+ImageU8 bar_chart(const std::vector<float>& values, int width, int height) {
+  const BarChartGeometry geo = bar_chart_geometry(values, width, height);
+  const int64_t n = geo.n;
   ImageU8 img;
   img.width = width;
   img.height = height;
@@ -344,13 +354,12 @@ ImageU8 bar_chart(const std::vector<float>& values, int width, int height) {
     p[2] = b;
   };
 
-  const int y0 = row_of(0.0);
+  const int y0 = geo.row(0.0);
   for (int64_t i = 0; i < n; ++i) {
-    const int x0 = kMargin + static_cast<int>(i * W / n);
-    const int x1 = kMargin + static_cast<int>((i + 1) * W / n);
+    const int x0 = geo.slot_x0(i), x1 = geo.slot_x1(i);
     const int xe = x1 - x0 >= 3 ? x1 - 1 : x1;
     const double v = values[static_cast<size_t>(i)];
-    const int yv = row_of(v);
+    const int yv = geo.row(v);
     const bool neg = v < 0;
     for (int y = std::min(y0, yv); y <= std::max(y0, yv); ++y)
       for (int x = x0; x < xe; ++x) {
@@ -360,7 +369,7 @@ ImageU8 bar_chart(const std::vector<float>& values, int width, int height) {
           put(x, y, 31, 119, 180);
       }
   }
-  for (int x = kMargin; x < kMargin + W; ++x) put(x, y0, 0, 0, 0);
+  for (int x = geo.kMargin; x < geo.kMargin + geo.plot_w; ++x) put(x, y0, 0, 0, 0);
   return img;
 }
 

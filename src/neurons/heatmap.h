@@ -112,8 +112,21 @@ float mask_iou(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b);
 // H = height − 8, hi = max(0, max v), lo = min(0, min v) (hi = 1 when all
 // values are 0); a bar fills the rows between y(0) and y(v), and row y(0) is
 // then drawn black across the plot. No text: the values themselves belong in
-// the JSON. Throws unless values is non-empty and finite, width ≥ 8 + n and
-// height ≥ 10.
+// the JSON (bar_figure adds axes). Throws unless values is non-empty and
+// finite, width ≥ 8 + n and height ≥ 10.
 ImageU8 bar_chart(const std::vector<float>& values, int width, int height);
+
+// bar_chart's geometry, for drawing axes beside it: where value v and slot i
+// fall in its pixels (same checks as bar_chart).
+struct BarChartGeometry {
+  static constexpr int kMargin = 4;
+  double hi = 1.0, lo = 0.0;
+  int64_t n = 0;
+  int plot_w = 0, plot_h = 0;
+  int row(double v) const;             // y(v)
+  int slot_x0(int64_t i) const;        // first column of slot i
+  int slot_x1(int64_t i) const;        // one past its last column
+};
+BarChartGeometry bar_chart_geometry(const std::vector<float>& values, int width, int height);
 
 }  // namespace mmn

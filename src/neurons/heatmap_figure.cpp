@@ -143,4 +143,44 @@ ImageU8 titled_figure(const ImageU8& body, const std::vector<std::string>& title
   return fig;
 }
 
+ImageU8 bar_figure(const std::vector<float>& values, int plot_w, int plot_h, const std::vector<std::string>& title,
+                   const std::string& x_label) {
+  const ImageU8 plot = bar_chart(values, plot_w, plot_h);
+  const BarChartGeometry geo = bar_chart_geometry(values, plot_w, plot_h);
+  std::vector<double> ticks = {geo.hi, 0.0, geo.lo};
+  std::sort(ticks.begin(), ticks.end());
+  ticks.erase(std::unique(ticks.begin(), ticks.end()), ticks.end());
+  constexpr int kTick = 3;
+  auto gutter_at = [&](int ts) {
+    int w = 0;
+    for (double t : ticks) w = std::max(w, text_width(format_value(t), ts));
+    return kFigurePad + w + 2 * ts + kTick;
+  };
+  const int ts = gutter_at(1) + plot_w + kFigurePad >= kFigureMinSide ? 2 : 1;
+  const int gutter = gutter_at(ts), line = kLineH * ts;
+  ImageU8 body = blank(gutter + plot_w + kFigurePad, plot_h + 2 + 2 * line + kFigurePad);
+  blit(body, plot, gutter, 0);
+  // The value axis: labels right-aligned against the ticks, centred on their
+  // rows (glyphs stand 7 rows tall), kept inside the body.
+  for (double t : ticks) {
+    const int y = geo.row(t);
+    for (int x = gutter - kTick; x < gutter + BarChartGeometry::kMargin; ++x) put(body, x, y, kInk);
+    const std::string label = format_value(t);
+    const int ty = std::clamp(y - (7 * ts) / 2, 0, body.height - line);
+    draw_text(body, gutter - kTick - 2 * ts - text_width(label, ts), ty, label, kInk, ts);
+  }
+  // The index axis: first and last bar (the last only when they do not meet).
+  const int iy = plot_h + 2;
+  const std::string first = "0", last = std::to_string(geo.n - 1);
+  const int c0 = gutter + (geo.slot_x0(0) + geo.slot_x1(0)) / 2;
+  const int c1 = gutter + (geo.slot_x0(geo.n - 1) + geo.slot_x1(geo.n - 1)) / 2;
+  const int fx = c0 - text_width(first, ts) / 2, lx = c1 - text_width(last, ts) / 2;
+  draw_text(body, fx, iy, first, kInk, ts);
+  if (geo.n > 1 && lx > fx + text_width(first, ts) + kCellW * ts) draw_text(body, lx, iy, last, kInk, ts);
+  const std::string xl = fit_text(x_label, geo.plot_w, ts);
+  draw_text(body, gutter + BarChartGeometry::kMargin + (geo.plot_w - text_width(xl, ts)) / 2, iy + line, xl, kInk,
+            ts);
+  return titled_figure(body, title);
+}
+
 }  // namespace mmn

@@ -52,8 +52,17 @@ ImageU8 heatmap_figure(const ImageU8& base, const float* grid, int gh, int gw, f
                        const std::vector<std::string>& title, const std::string& bar_note);
 
 // body under a title strip (white, the lines in black at text scale 2 when
-// body is at least kFigureMinSide wide): for figures without a patch grid
-// (query-token bar charts).
+// body is at least kFigureMinSide wide).
 ImageU8 titled_figure(const ImageU8& body, const std::vector<std::string>& title);
+
+// The figure of one map of a model without a patch grid (query tokens): a
+// bar_chart of plot_w × plot_h with axes, under titled_figure's title strip.
+// Left of the plot, each distinct value of {hi, 0, lo} (bar_chart_geometry)
+// as format_value, centred on its row, with a 3-pixel tick; below the plot
+// the indices of the first and last bars under their slots and x_label
+// centred on the line under them; kFigurePad white on the right and bottom.
+// Text at scale 2 when the figure is at least kFigureMinSide wide.
+ImageU8 bar_figure(const std::vector<float>& values, int plot_w, int plot_h, const std::vector<std::string>& title,
+                   const std::string& x_label);
 
 }  // namespace mmn
