@@ -31,12 +31,15 @@ _QUERY = "Describe the image in few words."  # the CLI's defaults (PromptText)
 _PREFIX = "An image of"
 
 
-def load(model=None, *, vision_tower=None, threads=0):
+def load(model=None, *, vision_tower=None, threads=0, compute=None):
     """Loads a checkpoint: a directory in its Hugging Face layout, a repo id in the local Hugging Face
     cache (ORG/NAME or ORG/NAME@REVISION, resolved offline like --model), or None for the bundled
     shapes model ($MMN_MODEL, else models/shapes-llava). vision_tower: the separate tower of an
     original-layout LLaVA (--vision-tower). threads: worker threads, 0 = all cores (--threads); the
-    first load of a process decides."""
+    first load of a process decides. compute: 'exact' or 'bf16' (--compute), set with set_compute
+    before loading; like threads it holds for the whole process; None keeps the current mode."""
+    if compute is not None:
+        set_compute(compute)
     m = _core.load(None if model is None else os.fspath(model), "" if vision_tower is None else os.fspath(vision_tower),
                    threads)
     if threads and num_threads() != threads:

@@ -192,3 +192,14 @@ def test_compute_mode_is_the_cli_setting(model, scene):
             assert diff == 0
     finally:
         assert mmneuron.set_compute("exact") == "exact"
+    # load(compute=) is set_compute before loading, for the whole process.
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            mmneuron.load(model.cfg.model_dir, compute="bf16")
+            assert mmneuron.compute_mode() == got
+        finally:
+            mmneuron.load(model.cfg.model_dir, compute="exact")
+    assert mmneuron.compute_mode() == "exact"
+    with pytest.raises(mmneuron.Error, match="fp16"):
+        mmneuron.load(model.cfg.model_dir, compute="fp16")
