@@ -9,7 +9,7 @@
 # Writes every output under OUT (default out/results) and the tables the
 # README and the model cards quote into OUT/results.md.
 # About 20 minutes on 2 idle cores for models/shapes-llava, 13 for a world-v2 model (measured on
-# the curriculum run of README "Training"; run it alone: it is slower beside other work).
+# the curriculum run that README "Commands" reports; run it alone: it is slower beside other work).
 # Usage: bash scripts/bundled-results.sh [OUT] [SCENES] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
