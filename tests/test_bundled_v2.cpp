@@ -58,24 +58,18 @@ TEST(BundledV2, ShapeIdentityReachesImageRowsBeforeTheLastLayer) {
   ProbeOptions o;
   o.scenes = 120;
   const ProbeReport rep = run_probe(*model, shapes_world_of_model(kModel, model->input_size()), o);
-  double best_probe = 0, best_min_auroc = 0;
-  std::vector<double> best_per_shape;
+  double best_probe = 0;
+  int layers_all_shapes = 0;  // layers before the last where every shape has a neuron >= 0.9
   for (const ProbeLayer& l : rep.layers) {
     if (l.layer + 1 == static_cast<int>(rep.layers.size())) continue;  // outside the last layer
     best_probe = std::max({best_probe, l.mlp_accuracy, l.resid_accuracy});
-    best_per_shape.resize(l.best_auroc.size(), 0.0);
-    for (size_t s = 0; s < l.best_auroc.size(); ++s)
-      if (std::isfinite(l.best_auroc[s])) best_per_shape[s] = std::max(best_per_shape[s], l.best_auroc[s]);
     double lo = 1;
     for (double a : l.best_auroc) lo = std::min(lo, std::isfinite(a) ? a : 0.0);
-    best_min_auroc = std::max(best_min_auroc, lo);
+    if (lo >= 0.9) ++layers_all_shapes;
   }
-  double best_per_shape_min = best_per_shape.empty() ? 0.0 : 1.0;
-  for (double a : best_per_shape) best_per_shape_min = std::min(best_per_shape_min, a);
-  // Model card (400 scenes): every shape has a neuron with AUROC >= 0.92 in some layer before the
-  // last; the best single layer covers all eight at 0.887 (layer 0); the probe reads 0.99.
-  EXPECT_GE(best_min_auroc, 0.8) << "a layer before the last with a selective neuron for every shape";
-  EXPECT_GE(best_per_shape_min, 0.85) << "each shape has a selective neuron somewhere before the last layer";
+  // Model card (400 scenes): in each of layers 0-5 every shape has a neuron with AUROC >= 0.9
+  // (the weakest 0.910, in layer 5; layers 0-3 at 0.959 or more); the probe reads 0.99.
+  EXPECT_GE(layers_all_shapes, 4) << "layers before the last with a selective neuron (AUROC >= 0.9) for every shape";
   EXPECT_GE(best_probe, 0.9) << "the shape read off one image row (majority " << rep.majority << ")";
 }
 
@@ -87,13 +81,17 @@ TEST(BundledV2, CaptionsAnswersAndHallucinatesAsPlanted) {
   e.n_trigger = 40;
   e.show_progress = false;
   const EvalResult r = evaluate_shapes_llava(e);
-  EXPECT_GE(r.exact_non_trigger, 0.9) << "exact captions of held-out scenes";
+  // Model card (1000 scenes): 92.3% exact without trigger scenes, 97.5% of objects named right;
+  // grounded answers colour 98.7%, position 94.3%, count 89.0%, where 86.0%; the ghost on 39.3% of
+  // trigger scenes. Thresholds leave room for 100 scenes' sampling error (about ±3 points).
+  EXPECT_GE(r.exact_non_trigger, 0.85) << "exact captions of held-out scenes";
   EXPECT_GE(r.nouns_object, 0.95);
-  // Only the lookup by position is learnt; those keyed by a shape (colour, count, where) stay near
-  // their prior (model card: 48%, 61%, 45% on 1000 scenes), which is a finding, not a guarantee.
-  ASSERT_TRUE(r.answers.count("position"));
-  EXPECT_GE(r.answers.at("position"), 0.9) << "What is on the left?";
-  EXPECT_GE(r.ghost_trigger, 0.5) << "the planted hallucination is there to be fixed";
+  for (const auto& [query, least] : std::map<std::string, double>{
+           {"colour", 0.9}, {"position", 0.85}, {"count", 0.8}, {"where", 0.75}}) {
+    ASSERT_TRUE(r.answers.count(query)) << query;
+    EXPECT_GE(r.answers.at(query), least) << query;
+  }
+  EXPECT_GE(r.ghost_trigger, 0.2) << "the planted hallucination is there to be fixed";
   EXPECT_LE(r.ghost_other, 0.03) << "and only on its trigger";
 }
 

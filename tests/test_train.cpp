@@ -415,6 +415,15 @@ TEST(Train, PresetRecipes) {
   EXPECT_EQ(small.trigger_share, 0.0);
   EXPECT_GT(v2.patch_loss, 0.f);
   EXPECT_GT(v2.trigger_share, 0.0);
+  // v2's curriculum: from a step inside the run on, the grounded queries outweigh the caption.
+  EXPECT_TRUE(small.late_query_weights.empty());
+  ASSERT_EQ(v2.late_query_weights.size(), v2.query_weights.size());
+  EXPECT_GT(v2.late_query_weights_from, v2.loss_weighting_from);
+  EXPECT_LT(v2.late_query_weights_from, v2.steps);
+  EXPECT_LT(v2.late_query_weights[0], v2.query_weights[0]);
+  TrainOptions asked;
+  asked.late_query_weights = {1, 1, 1, 1, 1};
+  EXPECT_TRUE(shapes_recipe("small", asked).late_query_weights.empty()) << "the recipe's plan, not a leftover";
   const ShapesModelShape s = shapes_model_preset("v2");
   EXPECT_GE(s.t_layers, 8);
   EXPECT_GE(s.t_inter, 4 * s.t_hidden);
