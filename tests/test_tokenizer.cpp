@@ -11,6 +11,7 @@
 
 #include "io/npy.h"
 #include "io/tokenizer.h"
+#include "io/tokenizer_train.h"
 #include "io/wordpiece.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -297,6 +298,24 @@ TEST(Tokenizer, RoundTrip) {
   ASSERT_FALSE(ids.empty());
   EXPECT_EQ(modern.piece(ids.back()).rfind("<0x", 0), 0u);
   EXPECT_EQ(modern.decode(ids), "🦙");
+}
+
+// train_sentencepiece feeds the trainer from memory: the same sentences give
+// the same bytes (no temporary path recorded in the proto), and a line break
+// inside a sentence splits it as the trainer's own file reader would.
+TEST(Tokenizer, TrainedModelIsDeterministic) {
+  const std::vector<std::string> corpus = {"a red circle on the left", "a blue square on the right",
+                                           "a green star\nin the center", "a red circle and a blue square"};
+  const std::string one = mmn::train_sentencepiece(corpus, 40, /*byte_fallback=*/false);
+  const std::string two = mmn::train_sentencepiece(corpus, 40, /*byte_fallback=*/false);
+  EXPECT_EQ(one, two);
+  EXPECT_EQ(one.find("mmn-spm"), std::string::npos);
+  EXPECT_EQ(one.find(std::filesystem::temp_directory_path().string()), std::string::npos);
+  std::vector<std::string> split = corpus;
+  split[2] = "a green star";
+  split.insert(split.begin() + 3, "in the center");
+  EXPECT_EQ(mmn::train_sentencepiece(split, 40, false), one);
+  EXPECT_THROW(mmn::train_sentencepiece({}, 40, false), mmn::Error);
 }
 
 TEST(Tokenizer, ImageChunksEdgeCases) {

@@ -14,32 +14,51 @@
 
 namespace mmn {
 
+namespace {
+
+// Feeds the trainer the corpus line by line, as its own reader of an --input
+// file would (a sentence holding a line break is two lines there too), so that
+// no temporary file is needed and the model proto records no temporary path:
+// the trainer copies --input and --model_prefix into the TrainerSpec it saves,
+// which made tokenizer.model differ from run to run.
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const std::vector<std::string>& sentences) {
+    for (const std::string& s : sentences) {
+      size_t from = 0;
+      for (size_t nl; (nl = s.find('\n', from)) != std::string::npos; from = nl + 1) lines_.push_back(s.substr(from, nl - from));
+      lines_.push_back(s.substr(from));
+    }
+  }
+  bool done() const override { return i_ >= lines_.size(); }
+  void Next() override { ++i_; }
+  const std::string& value() const override { return lines_[i_]; }
+  sentencepiece::util::Status status() const override { return {}; }
+
+ private:
+  std::vector<std::string> lines_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
 std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size, bool byte_fallback) {
-  namespace fs = std::filesystem;
-  fs::path tmp = fs::temp_directory_path() / ("mmn-spm-" + std::to_string(::getpid()));
-  fs::create_directories(tmp);
-  std::string corpus;
-  for (auto& s : sentences) corpus += s + "\n";
-  write_file_atomic((tmp / "corpus.txt").string(), corpus);
-  const std::string args = "--input=" + (tmp / "corpus.txt").string() + " --model_prefix=" + (tmp / "sp").string() +
-                           " --model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
+  const std::string args = "--model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
                            " --hard_vocab_limit=false --byte_fallback=" + (byte_fallback ? "true" : "false") +
                            " --split_digits=true"
                            " --character_coverage=1.0 --normalization_rule_name=identity"
                            " --remove_extra_whitespaces=false --add_dummy_prefix=true"
                            " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2";
+  LineIterator lines(sentences);
+  std::string model;
   // The trainer logs its command line to stderr whatever --minloglevel says.
   std::fflush(stderr);
   const int saved = ::dup(2);
   const int devnull = ::open("/dev/null", O_WRONLY);
   if (devnull >= 0) ::dup2(devnull, 2);
-  auto st = sentencepiece::SentencePieceTrainer::Train(args);
+  auto st = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
   if (saved >= 0) ::dup2(saved, 2), ::close(saved);
   if (devnull >= 0) ::close(devnull);
-  std::string model;
-  if (st.ok()) model = read_file((tmp / "sp.model").string());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
   if (!st.ok()) fail("SentencePiece training failed: ", st.ToString());
   return model;
 }

@@ -9,7 +9,8 @@ namespace mmn {
 
 // Returns the serialized tokenizer.model. vocab_size is an upper bound: the
 // trainer stops earlier when the corpus has fewer merges to offer. Each
-// sentence is one line of the corpus (keep newlines out of them).
+// sentence is one line of the corpus (a newline inside one splits it in
+// two, as in a corpus file). The same sentences give the same bytes.
 // byte_fallback = false trains without the 256 byte pieces.
 std::string train_sentencepiece(const std::vector<std::string>& sentences, int vocab_size, bool byte_fallback = true);
 
