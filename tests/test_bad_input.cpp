@@ -281,6 +281,11 @@ TEST_F(BadInput, EveryCommandThatShowsProgressTakesQuiet) {
             0) << out;
   EXPECT_EQ(out.find("make-random:"), std::string::npos) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  // Not quiet, a tiny checkpoint's bar counts KiB: whole MiB read "0/0 MiB".
+  ASSERT_EQ(run_cmd(binary() + " make-random --preset tiny --out " + (base_ / "loud-model").string(), &out), 0) << out;
+  EXPECT_NE(out.find("make-random:"), std::string::npos) << out;
+  EXPECT_NE(out.find(" KiB"), std::string::npos) << out;
+  EXPECT_EQ(out.find("0/0 "), std::string::npos) << out;
 }
 
 TEST_F(BadInput, CommandsRefuseANonEmptyOutWithoutForce) {

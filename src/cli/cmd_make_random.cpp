@@ -38,11 +38,11 @@ void register_make_random(CLI::App& app) {
     init_threads();
     check_output_dir(a->opt.out, a->force, "checkpoint");
     a->opt.dtype = a->dtype == "f32" ? DType::F32 : a->dtype == "f16" ? DType::F16 : DType::BF16;
-    std::unique_ptr<Progress> bar;
+    std::unique_ptr<ByteProgress> bar;
     write_random_checkpoint(a->opt, [&](size_t done, size_t total) {
       if (a->quiet) return;
-      if (!bar) bar = std::make_unique<Progress>("make-random", static_cast<int64_t>(total >> 20), "MiB");
-      bar->update(static_cast<int64_t>(done >> 20));
+      if (!bar) bar = std::make_unique<ByteProgress>("make-random", total);
+      bar->update(done);
     });
     if (bar) bar->finish();
     std::printf("wrote %s (%s, %s, %s)\n", a->opt.out.c_str(), a->opt.preset.c_str(), a->dtype.c_str(),

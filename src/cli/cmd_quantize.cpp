@@ -30,11 +30,11 @@ void register_quantize(CLI::App& app) {
     QuantizeOptions opt;
     opt.out = a->out;
     opt.force = a->force;
-    std::unique_ptr<Progress> bar;
+    std::unique_ptr<ByteProgress> bar;
     if (!a->quiet)
       opt.progress = [&](uint64_t done, uint64_t total) {
-        if (!bar) bar = std::make_unique<Progress>("quantize", static_cast<int64_t>(total >> 20), "MiB");
-        bar->update(static_cast<int64_t>(done >> 20));
+        if (!bar) bar = std::make_unique<ByteProgress>("quantize", total);
+        bar->update(done);
       };
     const QuantizeSummary s = quantize_checkpoint(*model, opt);
     if (bar) bar->finish();

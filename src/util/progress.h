@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 
 namespace mmn {
 
@@ -35,6 +36,21 @@ class Progress {
   bool finished_ = false, drawn_ = false;
   Progress* outer_ = nullptr;  // the bar shown before this one
   std::chrono::steady_clock::time_point start_, last_;
+};
+
+// A Progress over bytes: counted in KiB below 64 MiB and in MiB above, so that
+// a small file's bar does not read "0/0 MiB".
+class ByteProgress {
+ public:
+  ByteProgress(std::string label, uint64_t total_bytes)
+      : shift_(total_bytes < (uint64_t{64} << 20) ? 10 : 20),
+        bar_(std::move(label), static_cast<int64_t>(total_bytes >> shift_), shift_ == 10 ? "KiB" : "MiB") {}
+  void update(uint64_t done_bytes) { bar_.update(static_cast<int64_t>(done_bytes >> shift_)); }
+  void finish() { bar_.finish(); }
+
+ private:
+  int shift_;  // declared before bar_, which is built from it
+  Progress bar_;
 };
 
 // --log-json: progress, warnings, timings and errors as one JSON object per
