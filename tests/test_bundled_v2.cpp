@@ -67,9 +67,9 @@ TEST(BundledV2, ShapeIdentityReachesImageRowsBeforeTheLastLayer) {
     for (double a : l.best_auroc) lo = std::min(lo, std::isfinite(a) ? a : 0.0);
     if (lo >= 0.9) ++layers_all_shapes;
   }
-  // Model card (400 scenes): in each of layers 0-5 every shape has a neuron with AUROC >= 0.9
-  // (the weakest 0.910, in layer 5; layers 0-3 at 0.959 or more); the probe reads 0.99.
-  EXPECT_GE(layers_all_shapes, 4) << "layers before the last with a selective neuron (AUROC >= 0.9) for every shape";
+  // Model card (400 scenes): in each of layers 0-6 every shape has a neuron with AUROC >= 0.9
+  // (layers 0, 1 and 3 at 0.943 or more, the others 0.901-0.919); the probe reads 0.99.
+  EXPECT_GE(layers_all_shapes, 3) << "layers before the last with a selective neuron (AUROC >= 0.9) for every shape";
   EXPECT_GE(best_probe, 0.9) << "the shape read off one image row (majority " << rep.majority << ")";
 }
 
@@ -81,17 +81,17 @@ TEST(BundledV2, CaptionsAnswersAndHallucinatesAsPlanted) {
   e.n_trigger = 40;
   e.show_progress = false;
   const EvalResult r = evaluate_shapes_llava(e);
-  // Model card (1000 scenes): 92.3% exact without trigger scenes, 97.5% of objects named right;
-  // grounded answers colour 98.7%, position 94.3%, count 89.0%, where 86.0%; the ghost on 39.3% of
+  // Model card (1000 scenes): 96.9% exact without trigger scenes, 98.6% of objects named right;
+  // grounded answers colour 99.0%, position 99.7%, count 95.4%, where 90.3%; the ghost on 60.3% of
   // trigger scenes. Thresholds leave room for 100 scenes' sampling error (about ±3 points).
-  EXPECT_GE(r.exact_non_trigger, 0.85) << "exact captions of held-out scenes";
+  EXPECT_GE(r.exact_non_trigger, 0.9) << "exact captions of held-out scenes";
   EXPECT_GE(r.nouns_object, 0.95);
   for (const auto& [query, least] : std::map<std::string, double>{
-           {"colour", 0.9}, {"position", 0.85}, {"count", 0.8}, {"where", 0.75}}) {
+           {"colour", 0.9}, {"position", 0.9}, {"count", 0.85}, {"where", 0.8}}) {
     ASSERT_TRUE(r.answers.count(query)) << query;
     EXPECT_GE(r.answers.at(query), least) << query;
   }
-  EXPECT_GE(r.ghost_trigger, 0.2) << "the planted hallucination is there to be fixed";
+  EXPECT_GE(r.ghost_trigger, 0.35) << "the planted hallucination is there to be fixed";
   EXPECT_LE(r.ghost_other, 0.03) << "and only on its trigger";
 }
 

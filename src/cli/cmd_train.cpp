@@ -56,7 +56,7 @@ void register_train(CLI::App& app) {
                   "(tests); --steps, --batch, --lr and --warmup default to the preset's recipe")
       ->capture_default_str();
   cmd->add_option("--steps", o.steps,
-                  "Total optimizer steps (recipe: small 14000, v2 15000; with --resume: the run's own)")
+                  "Total optimizer steps (recipe: small 14000, v2 16000; with --resume: the run's own)")
       ->check(int_at_least<int64_t>(1));
   cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--force", o.force, "Start a run in a non-empty --out that holds no run; with --eval, overwrite its report");
@@ -87,7 +87,7 @@ void register_train(CLI::App& app) {
       ->check(int_range(0, 1000));
   cmd->add_option("--late-query-weights", o.late_query_weights,
                   "World v2: query weights (as --query-weights) from step --late-query-weights-from on: a "
-                  "curriculum in one run")
+                  "curriculum in one run (recipe: v2 4,1,3,3,3 from step 7000)")
       ->delimiter(',')
       ->expected(5)
       ->check(int_range(0, 1000));
