@@ -26,7 +26,8 @@ class LineIterator : public sentencepiece::SentenceIterator {
   explicit LineIterator(const std::vector<std::string>& sentences) {
     for (const std::string& s : sentences) {
       size_t from = 0;
-      for (size_t nl; (nl = s.find('\n', from)) != std::string::npos; from = nl + 1) lines_.push_back(s.substr(from, nl - from));
+      for (size_t nl; (nl = s.find('\n', from)) != std::string::npos; from = nl + 1)
+        lines_.push_back(s.substr(from, nl - from));
       lines_.push_back(s.substr(from));
     }
   }
